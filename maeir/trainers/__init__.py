@@ -1,0 +1,5 @@
+"""Trainer subclasses."""
+
+from .pretraining import PretrainingTrainer
+
+__all__ = ["PretrainingTrainer"]
