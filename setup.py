@@ -1,5 +1,13 @@
-"""Shim for tools that still call ``setup.py``; all metadata lives in ``setup.cfg``."""
+"""Shim for tools that still call ``setup.py``; metadata lives in ``setup.cfg``.
 
-from setuptools import setup
+The only thing done here: the top-level ``model_cards/`` templates ship inside the wheel as the
+``maeir.model_cards`` package data, so installed copies render the same cards as a source checkout.
+"""
 
-setup()
+from setuptools import find_packages, setup
+
+setup(
+    packages=find_packages(include=["maeir", "maeir.*"]) + ["maeir.model_cards"],
+    package_dir={"maeir.model_cards": "model_cards"},
+    package_data={"maeir.model_cards": ["*.md"], "maeir": ["metrics/*/*.py"]},
+)

@@ -8,12 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
 def test_two_process_pretraining(tmp_path, tiny_backbone_dir, sample_texts):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(sample_texts) + "\n", encoding="utf-8")

@@ -37,7 +37,9 @@ def run(output_dir, backbone, corpus, *extra, config="configs/mae_lm_cpu.yaml"):
 @pytest.mark.parametrize(("config", "model_class"), [("configs/mae_lm_cpu.yaml", maeir.MAELMForMaskedLM),
                                                       ("configs/mlm_cpu.yaml", maeir.MaskedLMForPretraining)])  # fmt: skip
 def test_run_contract(tmp_path, tiny_backbone_dir, corpus, config, model_class):
-    trainer = run(tmp_path / "run", tiny_backbone_dir, corpus, "--max_steps", "3", "--save_steps", "2", config=config)
+    trainer = run(
+        tmp_path / "run", tiny_backbone_dir, corpus, "--max_steps", "3", "--save_steps", "2", config=config
+    )
     out = tmp_path / "run"
     model = AutoModelForMaskedLM.from_pretrained(out)
     assert isinstance(model, model_class)
@@ -93,7 +95,17 @@ def test_killed_checkpoint_save_leaves_previous_intact(tmp_path, tiny_backbone_d
     assert AutoModelForMaskedLM.from_pretrained(out / "checkpoint-2") is not None
     # the next run cleans the leftovers and resumes from the intact checkpoint
     monkeypatch.setattr(PretrainingTrainer, "_write_extras", original)
-    trainer = run(out, tiny_backbone_dir, corpus, "--max_steps", "4", "--save_steps", "2", "--resume_from_checkpoint", "last")
+    trainer = run(
+        out,
+        tiny_backbone_dir,
+        corpus,
+        "--max_steps",
+        "4",
+        "--save_steps",
+        "2",
+        "--resume_from_checkpoint",
+        "last",
+    )
     assert trainer.state.global_step == 4 and (out / "checkpoint-4").exists()
     assert not any(p.name.startswith(".staging") for p in out.iterdir())
 
@@ -106,7 +118,10 @@ def test_config_errors_name_file_and_line(tmp_path):
     types = (PretrainModelArguments, PretrainDataArguments, TrainingArguments)
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: mae_lm\noutput_dir: x\nmax_seq_lenght: 64\n")
-    with pytest.raises(ConfigError, match=r"bad\.yaml:3: field 'max_seq_lenght': unknown field \(did you mean 'max_seq_length'\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"bad\.yaml:3: field 'max_seq_lenght': unknown field \(did you mean 'max_seq_length'\?\)",
+    ):
         parse_args(types, [str(bad)])
     bad.write_text("output_dir: x\n\nlearning_rate: fast\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml:3: field 'learning_rate': invalid value 'fast'"):

@@ -2,12 +2,21 @@
 
 Each collator takes features with ``input_ids`` (already tokenised and truncated, special tokens
 included; optional ``word_ids`` with -1/None for special tokens) and returns the keys that the
-matching model's ``forward`` takes. Randomness comes from torch's global generator, so the Trainer's
-RNG checkpointing makes a resumed run draw the same masks; pass ``seed`` for a private generator.
+matching model's ``forward`` takes.
+
+Randomness comes from the collator's own ``torch.Generator``: seeded from ``seed``, or drawn from torch's
+global generator when the collator is built (so ``set_seed`` before building makes runs repeatable).
+The collator remembers its generator state before each of its recent calls; at a checkpoint
+:class:`maeir.trainers.PretrainingTrainer` saves the state from before the first batch that training
+has not consumed yet (the data loader collates ahead of training) and restores it on resume, so a
+resumed run draws exactly the masks of an uninterrupted one (with ``dataloader_num_workers=0``). In
+``DataLoader`` worker processes the generator is re-seeded from the worker's seed, so workers never
+draw identical masks.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +69,46 @@ class MaskingCollator:
         self.whole_word_mask = whole_word_mask
         self.pad_to_multiple_of = pad_to_multiple_of
         self.boundaries = WordBoundaries.from_tokenizer(tokenizer)
-        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (1,)).item())
+        self._generator = torch.Generator().manual_seed(seed)
+        self._worker_seeded: int | None = None
+        self._calls = 0
+        self._history: deque[tuple[int, torch.Tensor]] = deque(maxlen=64)
+
+    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        if torch.utils.data.get_worker_info() is None:
+            self._history.append((self._calls, self._generator.get_state()))
+            self._calls += 1
+        return self.collate(features)
+
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Build one batch (implemented by each method's collator)."""
+        raise NotImplementedError
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The masking generator (re-seeded once per ``DataLoader`` worker process)."""
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None and self._worker_seeded != worker.id:
+            self._generator.manual_seed(worker.seed)
+            self._worker_seeded = worker.id
+        return self._generator
+
+    def rng_state_before_call(self, call_index: int) -> torch.Tensor | None:
+        """The generator state just before call number ``call_index`` (0-based), if still remembered."""
+        if call_index == self._calls:
+            return self._generator.get_state()
+        for index, state in self._history:
+            if index == call_index:
+                return state
+        return None
+
+    def restore_rng_state(self, state: torch.Tensor, call_index: int) -> None:
+        """Continue as if ``call_index`` calls had been made, from ``state``."""
+        self._generator.set_state(state)
+        self._calls = call_index
+        self._history.clear()
 
     @classmethod
     def from_model_config(cls, tokenizer: PreTrainedTokenizerBase, config: Any, **kwargs) -> MaskingCollator:
@@ -128,7 +176,7 @@ class MLMCollator(MaskingCollator):
         self.mask_replace_prob = mask_replace_prob
         self.random_replace_prob = random_replace_prob
 
-    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = self.pad(features)
         mask = self.choose(input_ids, attention_mask, word_ids=self.word_ids(features, input_ids.shape[1]))
         return {
@@ -147,7 +195,7 @@ class MAELMCollator(MaskingCollator):
     are removed, never replaced (SPEC "MAE-LM").
     """
 
-    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = self.pad(features)
         mask = self.choose(input_ids, attention_mask, word_ids=self.word_ids(features, input_ids.shape[1]))
         kept_ids, kept_positions, kept_attention = remove_masked_tokens(input_ids, attention_mask, mask)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..arguments import PretrainDataArguments, PretrainModelArguments
 from ..config_file import parse_args, parse_key_values
+from ..distributed import check_world_size, with_cpu_backend
 from ..errors import ConfigError
 from ..methods import get_method
 from ..modeling.backbone import MINILM_ALIASES, resolve_backbone_path
@@ -55,9 +57,11 @@ def resolve_resume(training_args: TrainingArguments) -> str | bool | None:
 
 def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
     """Parse arguments, pre-train, save ``output_dir`` (full model + ``encoder/`` + model card)."""
+    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args = parse_args(
         (PretrainModelArguments, PretrainDataArguments, TrainingArguments), argv
     )
+    check_world_size(training_args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     # Our collators build the model inputs from `input_ids`: the Trainer must not drop that column.

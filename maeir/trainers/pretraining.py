@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
@@ -47,6 +48,7 @@ class PretrainingTrainer(Trainer):
         self._part_sums: dict[str, torch.Tensor] = {}
         self._part_count = 0
         self._in_checkpoint = False
+        self._batches_consumed = 0  # training batches seen by compute_loss (the collator runs ahead)
         if self.args.should_save:
             remove_stale_staging(self.args.output_dir)
 
@@ -59,6 +61,7 @@ class PretrainingTrainer(Trainer):
                     value = value.detach().float()
                     self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
             self._part_count += 1
+            self._batches_consumed += 1
         loss = outputs["loss"]
         return (loss, outputs) if return_outputs else loss
 
@@ -98,6 +101,25 @@ class PretrainingTrainer(Trainer):
                 use_mtime=False,
             )
         self.accelerator.wait_for_everyone()
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        super()._save_rng_state(output_dir)
+        state = None
+        if hasattr(self.data_collator, "rng_state_before_call"):
+            state = self.data_collator.rng_state_before_call(self._batches_consumed)
+        if state is not None:
+            tensors = {"state": state, "call_index": torch.tensor([self._batches_consumed])}
+            save_file(
+                tensors, os.path.join(output_dir, f"collator_rng_{self.args.process_index}.safetensors")
+            )
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        path = os.path.join(resume_from_checkpoint, f"collator_rng_{self.args.process_index}.safetensors")
+        if hasattr(self.data_collator, "restore_rng_state") and os.path.exists(path):
+            tensors = load_file(path)
+            self._batches_consumed = int(tensors["call_index"][0])
+            self.data_collator.restore_rng_state(tensors["state"], self._batches_consumed)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir

@@ -1,0 +1,410 @@
+"""Publish a pre-training run on the Hugging Face Hub: the plain encoder, or the full model.
+
+:func:`build_upload_folder` assembles exactly what will be uploaded, in a folder of its own:
+
+- ``what="encoder"``: the files of ``RUN_DIR/encoder/`` plus an encoder model card;
+- ``what="full"``: the model files of ``RUN_DIR`` (``encoder/`` included), without checkpoints,
+  optimizer/scheduler/RNG states, ``training_args.bin``, staging folders, logs and hidden files,
+  plus the pre-training model card.
+
+The card is rendered for the target repo id from ``RUN_DIR/maeir_run.json`` when present, else from
+the arguments stored in ``RUN_DIR/README.md`` by :mod:`maeir.model_card`, else from that README's
+metadata header. Before anything is uploaded the folder is checked: weights are ``.safetensors`` only
+(pickled ``.bin``/``.pt``/``.pkl`` files are refused), the config loads with ``AutoConfig``, and the
+card's metadata passes :func:`maeir.model_card.validate_card_metadata`. :func:`push` then creates the
+repo and uploads the folder (or, with ``dry_run``, only prints what it would upload).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import struct
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelCard
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from .io_utils import STAGING_PREFIX, atomic_directory
+from .model_card import (
+    ModelCardError,
+    card_args_from_card,
+    card_for_run,
+    render_model_card,
+    validate_card_metadata,
+)
+
+WHATS = ("encoder", "full")
+RUN_INFO_FILE = "maeir_run.json"
+ENCODER_DIR = "encoder"
+# Marks a folder built here, so that re-building may replace it (and nothing else); never uploaded.
+UPLOAD_MARKER = ".maeir-upload"
+# Skipped when copying a run: training state, logs, and folders that are not part of the model.
+SKIP_DIR_PATTERNS = ("checkpoint-*", f"{STAGING_PREFIX}*", ".*", "runs", "logs", "wandb", "__pycache__")
+SKIP_FILE_PATTERNS = (
+    "optimizer.*", "scheduler.*", "scaler.*", "rng_state*.pth", "training_args.bin", "trainer_state.json",
+    RUN_INFO_FILE, ".*", "*.tmp", "*.lock", "events.out.tfevents.*",
+)  # fmt: skip
+# Serialisations that can run code when loaded (pickle) or that are not safetensors weights.
+REFUSED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".h5", ".msgpack")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
+
+
+class HubUploadError(ValueError):
+    """A run folder that cannot be published as it is."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Which files
+
+
+def _skipped(name: str, is_dir: bool) -> bool:
+    patterns = SKIP_DIR_PATTERNS if is_dir else SKIP_FILE_PATTERNS
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def upload_files(
+    run_dir: str | os.PathLike, what: str, exclude: Sequence[str | os.PathLike] = ()
+) -> list[tuple[Path, str]]:
+    """``(source, path_in_repo)`` of the model files of a run to upload (the card not included)."""
+    if what not in WHATS:
+        raise HubUploadError(f"what must be one of {WHATS}, got {what!r}")
+    run_dir = Path(run_dir)
+    root = run_dir / ENCODER_DIR if what == "encoder" else run_dir
+    if not root.is_dir():
+        raise HubUploadError(
+            f"{root}: not found (a run folder written by maeir has an '{ENCODER_DIR}/' sub-folder)"
+        )
+    excluded = {Path(p).resolve() for p in exclude}
+    files: list[tuple[Path, str]] = []
+    for folder, dirnames, filenames in os.walk(root):
+        folder_path = Path(folder)
+        dirnames[:] = sorted(
+            d for d in dirnames if not _skipped(d, True) and (folder_path / d).resolve() not in excluded
+        )
+        for name in sorted(filenames):
+            if _skipped(name, False):
+                continue
+            source = folder_path / name
+            rel = source.relative_to(root).as_posix()
+            if rel == "README.md" or rel == f"{ENCODER_DIR}/README.md":
+                continue  # the card is rendered for the target repo
+            files.append((source, rel))
+    return files
+
+
+def _check_safetensors(path: Path) -> None:
+    """Read the safetensors header: 8-byte little-endian length, then a JSON object."""
+    try:
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if length > 100_000_000:
+                raise ValueError("header too large")
+            header = json.loads(handle.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("header is not a JSON object")
+    except (OSError, ValueError, struct.error) as err:
+        raise HubUploadError(f"{path}: not a valid .safetensors file ({err})") from None
+
+
+def check_weight_files(files: Sequence[tuple[Path, str]]) -> None:
+    """Refuse pickled or non-safetensors weights; require safetensors weights with valid headers."""
+    refused = [rel for _source, rel in files if rel.lower().endswith(REFUSED_SUFFIXES)]
+    if refused:
+        raise HubUploadError(
+            f"refusing to upload {', '.join(refused)}: only .safetensors weights are published (pickle files "
+            "can run code when loaded); re-save the model with save_pretrained(..., safe_serialization=True) "
+            "and delete the .bin/.pt files"
+        )
+    weights = [(source, rel) for source, rel in files if rel.endswith(".safetensors")]
+    if not any("/" not in rel for _source, rel in weights):
+        raise HubUploadError("no .safetensors weights at the top of the folder to upload")
+    for source, _rel in weights:
+        _check_safetensors(source)
+    names = {rel for _source, rel in files}
+    for source, rel in files:
+        if rel.endswith(".safetensors.index.json"):
+            index = json.loads(source.read_text(encoding="utf-8"))
+            prefix = rel.rsplit("/", 1)[0] + "/" if "/" in rel else ""
+            missing = sorted({prefix + shard for shard in index.get("weight_map", {}).values()} - names)
+            if missing:
+                raise HubUploadError(f"{rel} names shards that are missing: {', '.join(missing)}")
+
+
+def check_config_loads(folder: str | os.PathLike) -> Any:
+    """Load ``folder/config.json`` with ``AutoConfig`` (maeir's architectures registered); return it."""
+    import transformers
+
+    from . import modeling  # noqa: F401  (registers maeir's configs with AutoConfig)
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise HubUploadError(f"{folder}: no config.json")
+    try:
+        return transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    except Exception as err:  # any failure means users could not load it either
+        raise HubUploadError(
+            f"{folder}/config.json does not load with transformers.AutoConfig: {err}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The card
+
+
+def _load_card(path: Path) -> ModelCard | None:
+    if not path.is_file():
+        return None
+    try:
+        return ModelCard.load(path)
+    except (ValueError, OSError) as err:
+        raise HubUploadError(f"{path}: unreadable model card ({err})") from None
+
+
+def _args_from_metadata(card: ModelCard) -> dict[str, Any]:
+    """Render arguments recovered from a card's metadata header (a card not written by maeir)."""
+    data = card.data.to_dict()
+    tags = [t for t in data.get("tags") or [] if isinstance(t, str)]
+    generic = {
+        "maeir",
+        "masked-autoencoder",
+        "dense-retrieval",
+        "pretraining",
+        "fill-mask",
+        "feature-extraction",
+        "text-embeddings",
+    }
+    method = next((t for t in tags if t not in generic and not t.startswith("arxiv:")), "maeir")
+    arxiv = next((t.split(":", 1)[1] for t in tags if t.startswith("arxiv:")), None)
+    metrics = None
+    if card.data.eval_results:
+        metrics = {r.metric_name or r.metric_type: r.metric_value for r in card.data.eval_results}
+    base = data.get("base_model")
+    return {
+        "method": method,
+        "method_title": method,
+        "paper": {"title": method, "arxiv": arxiv} if arxiv else None,
+        "base_model": base if isinstance(base, str) else "",
+        "datasets": data.get("datasets") or [],
+        "dataset_description": "",
+        "hyperparameters": {},
+        "losses": {},
+        "metrics": metrics,
+        "license": data.get("license") or "apache-2.0",
+    }
+
+
+def run_card(run_dir: str | os.PathLike, what: str, repo_id: str | None = None) -> ModelCard:
+    """The card to publish with ``what`` of ``run_dir``, rendered for ``repo_id``."""
+    run_dir = Path(run_dir)
+    kind = "encoder" if what == "encoder" else "pretraining"
+    encoder_subfolder = ENCODER_DIR if (what == "full" and (run_dir / ENCODER_DIR).is_dir()) else None
+    info_path = run_dir / RUN_INFO_FILE
+    if info_path.is_file():
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as err:
+            raise HubUploadError(f"{info_path}: not valid JSON ({err})") from None
+        if not isinstance(info, dict):
+            raise HubUploadError(f"{info_path}: expected a JSON object")
+        info = {**info, "encoder_subfolder": encoder_subfolder}
+        return card_for_run(info, kind, model_id=repo_id)
+    readmes = [run_dir / "README.md"] + ([run_dir / ENCODER_DIR / "README.md"] if what == "encoder" else [])
+    cards = [card for card in (_load_card(path) for path in readmes) if card is not None]
+    if not cards:
+        raise HubUploadError(
+            f"{run_dir}: neither {RUN_INFO_FILE} nor README.md: nothing to build the model card from"
+        )
+    for card in cards:
+        args = card_args_from_card(card)
+        if args:
+            args = {**args, "encoder_subfolder": encoder_subfolder}
+            return card_for_run(args, kind, model_id=repo_id)
+    args = _args_from_metadata(cards[0])
+    return render_model_card(
+        kind=kind, model_id=repo_id or run_dir.name, encoder_subfolder=encoder_subfolder, **args
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Building and pushing
+
+
+def _is_within(path: Path, other: Path) -> bool:
+    try:
+        path.resolve().relative_to(other.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def build_upload_folder(
+    run_dir: str | os.PathLike, what: str, out_dir: str | os.PathLike, *, repo_id: str | None = None
+) -> Path:
+    """Assemble in ``out_dir`` exactly the files to upload for ``what`` of ``run_dir``; return ``out_dir``.
+
+    ``out_dir`` is replaced as a whole (atomically) if it is a folder built here before; an existing
+    folder that is not refuses the build. Raises :class:`HubUploadError` or
+    :class:`~maeir.model_card.ModelCardError` when the run cannot be published as it is.
+    """
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not run_dir.is_dir():
+        raise HubUploadError(f"{run_dir}: run folder not found")
+    if _is_within(run_dir, out_dir):
+        raise HubUploadError(f"the upload folder {out_dir} must not be the run folder or contain it")
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / UPLOAD_MARKER).is_file():
+        raise HubUploadError(
+            f"{out_dir} exists and was not built by maeir: choose an empty or new --staging_dir"
+        )
+
+    files = upload_files(run_dir, what, exclude=[out_dir])
+    check_weight_files(files)
+    card = run_card(run_dir, what, repo_id=repo_id)
+    validate_card_metadata(card)
+    with atomic_directory(out_dir) as staging:
+        for source, rel in files:
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        (staging / "README.md").write_text(card.content, encoding="utf-8")
+        (staging / UPLOAD_MARKER).write_text(f"built from {run_dir.resolve()} ({what})\n", encoding="utf-8")
+        check_config_loads(staging)
+        if what == "full" and (staging / ENCODER_DIR / "config.json").is_file():
+            check_config_loads(staging / ENCODER_DIR)
+    return out_dir
+
+
+def _size(num_bytes: int) -> str:
+    size = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def describe_upload_folder(folder: str | os.PathLike) -> str:
+    """The files of an upload folder with their sizes, one a line, and the total."""
+    folder = Path(folder)
+    rows, total = [], 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel == UPLOAD_MARKER:
+            continue
+        size = path.stat().st_size
+        total += size
+        rows.append(f"  {_size(size):>10}  {rel}")
+    missing_tokenizer = not any((folder / name).is_file() for name in TOKENIZER_FILES)
+    lines = [f"{folder}:", *rows, f"  {_size(total):>10}  total ({len(rows)} files)"]
+    if missing_tokenizer:
+        lines.append("  warning: no tokenizer files: users will need the base model's tokenizer")
+    return "\n".join(lines)
+
+
+def default_staging_dir(repo_id: str, what: str) -> Path:
+    """``$TMPDIR/maeir-hub/<owner>--<name>-<what>``."""
+    return Path(tempfile.gettempdir()) / "maeir-hub" / f"{repo_id.replace('/', '--')}-{what}"
+
+
+def push(
+    run_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    what: str = "encoder",
+    private: bool = False,
+    revision: str | None = None,
+    dry_run: bool = False,
+    staging_dir: str | os.PathLike | None = None,
+    commit_message: str | None = None,
+    token: str | None = None,
+) -> Path:
+    """Build and check the upload folder of ``run_dir``, print it, and upload it to ``repo_id``.
+
+    With ``dry_run`` nothing touches the network. Returns the upload folder.
+    """
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise HubUploadError(f"--repo_id {repo_id!r}: {err}") from None
+    out_dir = Path(staging_dir) if staging_dir is not None else default_staging_dir(repo_id, what)
+    folder = build_upload_folder(run_dir, what, out_dir, repo_id=repo_id)
+    print(describe_upload_folder(folder))
+    target = f"{repo_id}@{revision}" if revision else repo_id
+    if dry_run:
+        label = "encoder" if what == "encoder" else "full model"
+        print(
+            f"dry run: would upload the {label} of {run_dir} to https://huggingface.co/{target}; nothing uploaded"
+        )
+        return folder
+
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
+    if revision and revision != "main":
+        api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        repo_type="model",
+        revision=revision,
+        commit_message=commit_message or f"Upload {what} from maeir",
+        ignore_patterns=[UPLOAD_MARKER],
+    )
+    print(f"uploaded: {getattr(info, 'commit_url', info)}")
+    return folder
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``scripts/push_to_hub.py``."""
+    parser = argparse.ArgumentParser(
+        description="Publish a maeir pre-training run (its encoder, or the full model) on the Hugging Face Hub."
+    )
+    parser.add_argument("run_dir", help="the run's output folder (holds the full model and encoder/)")
+    parser.add_argument("--repo_id", required=True, help="target Hub repo, e.g. user/name")
+    parser.add_argument(
+        "--what", choices=WHATS, default="encoder", help="the plain encoder (default) or the full model"
+    )
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--revision", default=None, help="branch to push to (default: main)")
+    parser.add_argument(
+        "--dry-run",
+        "--dry_run",
+        dest="dry_run",
+        action="store_true",
+        help="build, check and list; upload nothing",
+    )
+    parser.add_argument(
+        "--staging_dir",
+        default=None,
+        help="where to build the upload folder (default: under $TMPDIR/maeir-hub)",
+    )
+    parser.add_argument("--commit_message", default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``scripts/push_to_hub.py``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        push(
+            args.run_dir,
+            args.repo_id,
+            what=args.what,
+            private=args.private,
+            revision=args.revision,
+            dry_run=args.dry_run,
+            staging_dir=args.staging_dir,
+            commit_message=args.commit_message,
+        )
+    except (HubUploadError, ModelCardError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
