@@ -42,6 +42,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_mae_lm.py --output benchmarks/results/mae_lm_cpu.json
+	$(PY) benchmarks/bench_dial_mae.py --output benchmarks/results/dial_mae_cpu.json
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache *.egg-info

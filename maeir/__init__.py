@@ -7,6 +7,12 @@ Importing ``maeir`` registers its configs and models with the ``transformers`` A
 __version__ = "0.1.0"
 
 from .modeling import (  # noqa: E402
+    BiEncoderConfig,
+    BiEncoderModel,
+    CoTMAEv2Config,
+    CoTMAEv2ForPretraining,
+    DialMAEConfig,
+    DialMAEForPretraining,
     MAELMConfig,
     MAELMForMaskedLM,
     MaskedAutoEncoderPreTrainedModel,
@@ -15,10 +21,16 @@ from .modeling import (  # noqa: E402
 )
 
 __all__ = [
+    "DialMAEConfig",
+    "DialMAEForPretraining",
     "MAELMConfig",
     "MAELMForMaskedLM",
     "MaskedAutoEncoderPreTrainedModel",
     "MaskedLMConfig",
     "MaskedLMForPretraining",
     "__version__",
+    "CoTMAEv2Config",
+    "CoTMAEv2ForPretraining",
+    "BiEncoderConfig",
+    "BiEncoderModel",
 ]

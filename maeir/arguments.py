@@ -60,3 +60,13 @@ class PretrainDataArguments:
     pad_to_multiple_of: int | None = field(
         default=None, metadata={"help": "Pad batch lengths to a multiple of this."}
     )
+    # Dial-MAE: sliding windows over dialogue sessions (the authors' make_data.py defaults).
+    min_window_turns: int = field(
+        default=1, metadata={"help": "Dial-MAE: fewest context turns in a sliding window."}
+    )
+    max_window_turns: int = field(
+        default=20, metadata={"help": "Dial-MAE: most context turns in a sliding window."}
+    )
+    windows_per_start: int = field(
+        default=6, metadata={"help": "Dial-MAE: window sizes drawn per start turn (distinct)."}
+    )

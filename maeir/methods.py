@@ -10,7 +10,15 @@ from transformers import PreTrainedTokenizerBase
 
 from .arguments import PretrainDataArguments
 from .data.collators import MAELMCollator, MaskingCollator, MLMCollator
-from .modeling import MAELMForMaskedLM, MaskedAutoEncoderPreTrainedModel, MaskedLMForPretraining
+from .data.cotmae_v2_collator import CoTMAEv2Collator
+from .data.dialogue_collator import DialMAECollator
+from .modeling import (
+    DialMAEForPretraining,
+    MAELMForMaskedLM,
+    MaskedAutoEncoderPreTrainedModel,
+    MaskedLMForPretraining,
+)
+from .modeling.modeling_cotmae_v2 import CoTMAEv2ForPretraining
 
 
 def build_text_dataset(tokenizer: PreTrainedTokenizerBase, data_args: PretrainDataArguments) -> Dataset:
@@ -51,11 +59,45 @@ EMBEDDED_WIKIPEDIA = (
     "English Wikipedia shard shipped in gensim's test data (206 articles), as clean prose passages"
 )
 
+
+def build_dialogue_dataset(tokenizer: PreTrainedTokenizerBase, data_args: PretrainDataArguments) -> Dataset:
+    """Dial-MAE: sliding-window context/response pairs (see :mod:`maeir.data.dialogue`)."""
+    from .data.dialogue import build_dialogue_pretraining_dataset
+
+    return build_dialogue_pretraining_dataset(tokenizer, data_args)
+
+
+EMBEDDED_CHITCHAT = (
+    "Chit Chat Challenge conversations shipped in the chitchat-dataset package (train split, 80% of the "
+    "conversations by id), as sliding-window context/response pairs"
+)
+
+
 METHODS: dict[str, Method] = {
     "mae_lm": Method("mae_lm", MAELMForMaskedLM, MAELMCollator, build_text_dataset, EMBEDDED_WIKIPEDIA),
     "mlm": Method("mlm", MaskedLMForPretraining, MLMCollator, build_text_dataset, EMBEDDED_WIKIPEDIA),
+    "dial_mae": Method(
+        "dial_mae", DialMAEForPretraining, DialMAECollator, build_dialogue_dataset, EMBEDDED_CHITCHAT
+    ),
 }
 
+
+
+def build_context_span_dataset(tokenizer: PreTrainedTokenizerBase, data_args: PretrainDataArguments) -> Dataset:
+    """CoT-MAE v2: anchor spans with same-document context spans (see :mod:`maeir.data.context_spans`)."""
+    from .data.context_spans import build_cotmae_v2_dataset
+
+    return build_cotmae_v2_dataset(tokenizer, data_args)
+
+
+EMBEDDED_WIKIPEDIA_DOCUMENTS = (
+    "English Wikipedia shard shipped in gensim's test data, as clean prose articles cut into sentence-packed "
+    "spans of up to max_seq_length tokens, each with context spans from its own article"
+)
+
+METHODS["cotmae_v2"] = Method(
+    "cotmae_v2", CoTMAEv2ForPretraining, CoTMAEv2Collator, build_context_span_dataset, EMBEDDED_WIKIPEDIA_DOCUMENTS
+)
 
 def get_method(name: str) -> Method:
     """The registered method called ``name`` (a clear error lists the others)."""

@@ -14,7 +14,9 @@ from maeir.data.corpus import load_text_corpus
     (MAELMConfig, MAELMForMaskedLM, MAELMCollator),
     (MaskedLMConfig, MaskedLMForPretraining, MLMCollator),
 ])  # fmt: skip
-def test_tiny_model_learns_on_wikipedia(tiny_encoder_config, tokenizer, config_class, model_class, collator_class):
+def test_tiny_model_learns_on_wikipedia(
+    tiny_encoder_config, tokenizer, config_class, model_class, collator_class
+):
     torch.manual_seed(0)
     texts = load_text_corpus(None, max_samples=256)["text"]
     features = [{"input_ids": tokenizer(t, truncation=True, max_length=64)["input_ids"]} for t in texts]

@@ -24,15 +24,21 @@ def model(tiny_encoder_config, tokenizer):
 
 @pytest.fixture()
 def batch(tokenizer, sample_texts):
-    features = [{"input_ids": tokenizer(t, truncation=True, max_length=48)["input_ids"]} for t in sample_texts[:8]]
+    features = [
+        {"input_ids": tokenizer(t, truncation=True, max_length=48)["input_ids"]} for t in sample_texts[:8]
+    ]
     return MAELMCollator(tokenizer, mask_rate=0.15, seed=0)(features)
 
 
 def capture_embedding_inputs(model):
     seen = {}
     embeddings = model.encoder.embeddings
-    embeddings.word_embeddings.register_forward_hook(lambda m, args, out: seen.__setitem__("ids", args[0].clone()))
-    embeddings.position_embeddings.register_forward_hook(lambda m, args, out: seen.__setitem__("pos", args[0].clone()))
+    embeddings.word_embeddings.register_forward_hook(
+        lambda m, args, out: seen.__setitem__("ids", args[0].clone())
+    )
+    embeddings.position_embeddings.register_forward_hook(
+        lambda m, args, out: seen.__setitem__("pos", args[0].clone())
+    )
     return seen
 
 
@@ -52,12 +58,16 @@ def test_loss_only_at_masked_slots(model, batch):
     out = model(**batch)
     labels = batch["labels"]
     full_logits = model.lm_head(out.decoder_last_hidden_state)
-    expected = F.cross_entropy(full_logits.view(-1, full_logits.shape[-1]), labels.view(-1), ignore_index=-100)
+    expected = F.cross_entropy(
+        full_logits.view(-1, full_logits.shape[-1]), labels.view(-1), ignore_index=-100
+    )
     torch.testing.assert_close(out.loss, expected)
     assert out.logits.shape[0] == int((labels != -100).sum())
     # the decoder output at unmasked positions receives no gradient from the loss
     model.train()
-    model.decoder.register_forward_hook(lambda m, args, output: output.retain_grad() or setattr(m, "_out", output))
+    model.decoder.register_forward_hook(
+        lambda m, args, output: output.retain_grad() or setattr(m, "_out", output)
+    )
     model.config.decoder_dropout = 0.0
     loss = model(**batch).loss
     loss.backward()
@@ -87,7 +97,9 @@ def test_masked_only_head_equals_full_vocabulary_mlm(tiny_encoder_config, tokeni
     ours = MaskedLMForPretraining(MaskedLMConfig(encoder_config=tiny_encoder_config.to_dict())).eval()
     plain = AutoModelForMaskedLM.from_config(tiny_encoder_config).eval()
     plain.load_state_dict(ours.backbone.state_dict())
-    features = [{"input_ids": tokenizer(t, truncation=True, max_length=48)["input_ids"]} for t in sample_texts[:8]]
+    features = [
+        {"input_ids": tokenizer(t, truncation=True, max_length=48)["input_ids"]} for t in sample_texts[:8]
+    ]
     batch = MLMCollator(tokenizer, seed=0)(features)
     torch.testing.assert_close(ours(**batch).loss, plain(**batch).loss)
 
@@ -115,13 +127,13 @@ def test_encoder_loads_without_maeir(model, tokenizer, tmp_path):
     code = f"""
 import sys, torch
 from transformers import AutoModelForMaskedLM, AutoModel, AutoTokenizer
-m = AutoModelForMaskedLM.from_pretrained({str(tmp_path / 'encoder')!r}).eval()
-AutoModel.from_pretrained({str(tmp_path / 'encoder')!r})
-t = AutoTokenizer.from_pretrained({str(tmp_path / 'encoder')!r})
+m = AutoModelForMaskedLM.from_pretrained({str(tmp_path / "encoder")!r}).eval()
+AutoModel.from_pretrained({str(tmp_path / "encoder")!r})
+t = AutoTokenizer.from_pretrained({str(tmp_path / "encoder")!r})
 ids = t("a plain transformers user loads this", return_tensors="pt").input_ids
 assert 'maeir' not in sys.modules
 with torch.no_grad():
-    assert torch.equal(m(input_ids=ids).logits, torch.load({str(tmp_path / 'expected.pt')!r}))
+    assert torch.equal(m(input_ids=ids).logits, torch.load({str(tmp_path / "expected.pt")!r}))
 print("OK")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)

@@ -54,7 +54,9 @@ def test_exact_word_count_and_boundaries(tokenizer, boundaries, batch):
 
 def test_rate_and_uniformity_statistics(tokenizer, boundaries):
     # 2000 copies of one sentence: every word must be chosen about rate of the time.
-    ids = tokenizer("the cat sat on the mat while a dog barked at the unbelievable postman", return_tensors="pt")
+    ids = tokenizer(
+        "the cat sat on the mat while a dog barked at the unbelievable postman", return_tensors="pt"
+    )
     input_ids = ids.input_ids.repeat(2000, 1)
     attention = ids.attention_mask.repeat(2000, 1)
     mask = whole_word_mask(input_ids, attention, boundaries, 0.3, generator=torch.Generator().manual_seed(0))
@@ -80,7 +82,9 @@ def test_word_ids_take_precedence(boundaries, tokenizer):
     attention = torch.ones_like(ids)
     word_ids = torch.tensor([[-1, 0, 0, 0, 1, -1]])  # three pieces form word 0
     for seed in range(20):
-        mask = whole_word_mask(ids, attention, boundaries, 0.5, word_ids=word_ids, generator=torch.Generator().manual_seed(seed))
+        mask = whole_word_mask(
+            ids, attention, boundaries, 0.5, word_ids=word_ids, generator=torch.Generator().manual_seed(seed)
+        )
         assert len(set(mask[0, 1:4].tolist())) == 1
         assert int(mask[0].sum()) in (1, 3)
 
@@ -88,7 +92,9 @@ def test_word_ids_take_precedence(boundaries, tokenizer):
 def test_80_10_10(boundaries, tokenizer):
     input_ids = torch.randint(1000, 20000, (200, 100))
     mask = torch.rand(input_ids.shape) < 0.5
-    corrupted = replace_masked(input_ids, mask, tokenizer.mask_token_id, boundaries, generator=torch.Generator().manual_seed(0))
+    corrupted = replace_masked(
+        input_ids, mask, tokenizer.mask_token_id, boundaries, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(corrupted[~mask], input_ids[~mask])
     chosen = mask.sum().item()
     as_mask = (corrupted[mask] == tokenizer.mask_token_id).sum().item() / chosen
@@ -111,7 +117,9 @@ def test_remove_masked_tokens_keeps_order_and_positions(tokenizer, boundaries, b
 
 
 def test_collators_mask_the_truncated_ids(tokenizer, sample_texts):
-    features = [{"input_ids": tokenizer(t, truncation=True, max_length=16)["input_ids"]} for t in sample_texts]
+    features = [
+        {"input_ids": tokenizer(t, truncation=True, max_length=16)["input_ids"]} for t in sample_texts
+    ]
     batch = MLMCollator(tokenizer, mask_rate=0.3, seed=0)(features)
     assert batch["input_ids"].shape[1] == 16
     labelled = batch["labels"] != -100

@@ -94,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
         "published_results": parse_key_values(model_args.published_results, source="--published_results")
         or config_paper.get("published", {}),
         "base_model": MINILM_HUB_ID if is_minilm else model_args.model_name_or_path,
+        "output_dir": training_args.output_dir,
+        "hub_model_id": training_args.hub_model_id,
         "data": data_args.train_file or method.default_data,
         "num_train_examples": len(train_dataset),
         "hyperparameters": {"max_seq_length": data_args.max_seq_length, **model.config.method_fields()},

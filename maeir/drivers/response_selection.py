@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from transformers import PreTrainedTokenizerBase, TrainingArguments, set_seed
 
 from ..config_file import parse_args
 from ..data.dialogue import ResponseSelectionGroup, context_text, read_response_selection
+from ..distributed import check_world_size, with_cpu_backend
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..metrics.response_selection import format_table, response_selection_metrics
@@ -311,9 +313,11 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from ..data.retrieval_collator import ContrastiveCollator
     from ..trainers import ContrastiveTrainer
 
+    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args = parse_args(
         (ResponseSelectionModelArguments, ResponseSelectionDataArguments, TrainingArguments), argv
     )
+    check_world_size(training_args)
     _setup_logging()
     training_args.remove_unused_columns = False
     if data_args.group_size < 1:

@@ -1,12 +1,20 @@
 """Model classes; importing this package registers them with the Auto classes."""
 
-from transformers import AutoConfig, AutoModelForMaskedLM, AutoModelForPreTraining
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 
 from .base import MaskedAutoEncoderPreTrainedModel, PretrainingConfig
+from .bi_encoder import BiEncoderModel, BiEncoderOutput, load_bi_encoder
+from .configuration_bi_encoder import BiEncoderConfig
+from .configuration_cotmae_v2 import CoTMAEv2Config
+from .configuration_dial_mae import DialMAEConfig
 from .configuration_mae_lm import MAELMConfig
 from .configuration_masked_lm import MaskedLMConfig
+from .cross_encoder import RankerRecipe, load_cross_encoder, save_cross_encoder, score_pairs
+from .modeling_cotmae_v2 import CoTMAEv2ForPretraining, CoTMAEv2Output
+from .modeling_dial_mae import DialMAEForPretraining, DialMAEOutput
 from .modeling_mae_lm import MAELMForMaskedLM, MAELMOutput
 from .modeling_masked_lm import MaskedLMForPretraining, MaskedLMPretrainingOutput
+from .modeling_md2pr import MD2PRStudentModel, MD2PRStudentOutput
 
 
 def _register(config_class, model_class, *auto_classes) -> None:
@@ -17,8 +25,24 @@ def _register(config_class, model_class, *auto_classes) -> None:
 
 _register(MAELMConfig, MAELMForMaskedLM, AutoModelForMaskedLM, AutoModelForPreTraining)
 _register(MaskedLMConfig, MaskedLMForPretraining, AutoModelForMaskedLM, AutoModelForPreTraining)
+_register(DialMAEConfig, DialMAEForPretraining, AutoModelForMaskedLM, AutoModelForPreTraining)
+_register(BiEncoderConfig, BiEncoderModel, AutoModel)
+_register(CoTMAEv2Config, CoTMAEv2ForPretraining, AutoModelForMaskedLM, AutoModelForPreTraining)
 
 __all__ = [
+    "MD2PRStudentModel",
+    "MD2PRStudentOutput",
+    "RankerRecipe",
+    "load_cross_encoder",
+    "save_cross_encoder",
+    "score_pairs",
+    "DialMAEConfig",
+    "DialMAEForPretraining",
+    "DialMAEOutput",
+    "BiEncoderConfig",
+    "BiEncoderModel",
+    "BiEncoderOutput",
+    "load_bi_encoder",
     "MAELMConfig",
     "MAELMForMaskedLM",
     "MAELMOutput",
@@ -27,4 +51,7 @@ __all__ = [
     "MaskedLMForPretraining",
     "MaskedLMPretrainingOutput",
     "PretrainingConfig",
+    "CoTMAEv2Config",
+    "CoTMAEv2ForPretraining",
+    "CoTMAEv2Output",
 ]

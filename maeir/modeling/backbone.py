@@ -7,6 +7,7 @@ The parts of a Hugging Face masked-LM model are reached through its public acces
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
+from transformers.utils import logging as hf_logging
+
+logger = logging.getLogger(__name__)
 
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -46,12 +50,33 @@ def load_backbone_config(name_or_path: str | os.PathLike, **overrides) -> Pretra
 
 
 def load_masked_lm(name_or_path: str | os.PathLike, **config_overrides) -> PreTrainedModel:
-    """A ``*ForMaskedLM`` model with the backbone's weights (a fresh MLM head where none was saved)."""
+    """A ``*ForMaskedLM`` model with the backbone's weights (a fresh MLM head where none was saved).
+
+    Sentence-embedding checkpoints such as all-MiniLM-L6-v2 ship no MLM head: its weights are then
+    initialised fresh (tied to the word embeddings) and one log line says so.
+    """
     path = resolve_backbone_path(name_or_path)
     config = load_backbone_config(path, **config_overrides)
-    return AutoModelForMaskedLM.from_pretrained(
-        path, config=config, local_files_only=True, attn_implementation="sdpa", use_safetensors=True
-    )
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the load report would flag the missing head as corruption
+    try:
+        model, info = AutoModelForMaskedLM.from_pretrained(
+            path,
+            config=config,
+            local_files_only=True,
+            attn_implementation="sdpa",
+            use_safetensors=True,
+            output_loading_info=True,
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    missing = sorted(info.get("missing_keys", []))
+    if missing:
+        logger.info("%s: %d tensors not in the checkpoint, initialised fresh: %s", path, len(missing), missing)
+    body_missing = [k for k in missing if k.startswith(model.base_model_prefix + ".")]
+    if body_missing:
+        raise RuntimeError(f"{path}: the backbone's own weights are missing from the checkpoint: {body_missing}")
+    return model
 
 
 def tiny_config(base: PretrainedConfig, **overrides) -> PretrainedConfig:

@@ -1,5 +1,8 @@
 """Trainer subclasses."""
 
+from .contrastive import ContrastiveTrainer
+from .distillation import MD2PRTrainer
 from .pretraining import PretrainingTrainer
+from .ranker import RankerTrainer
 
-__all__ = ["PretrainingTrainer"]
+__all__ = ["ContrastiveTrainer", "MD2PRTrainer", "PretrainingTrainer", "RankerTrainer"]

@@ -1,0 +1,71 @@
+"""``RankerTrainer``: listwise CE training of a cross-encoder ranker over candidate groups (SPEC "MD2PR").
+
+A thin subclass of :class:`maeir.trainers.PretrainingTrainer` (atomic checkpoints, per-part logging). It
+overrides
+
+* ``compute_loss``: one logit per (query, passage) pair, reshaped to ``[B, G]`` groups (positive
+  first), :func:`maeir.losses.listwise_cross_entropy` with padding slots masked; logs ``ranker_loss``
+  and ``group_accuracy`` (share of groups whose positive scores highest);
+* ``_write_extras``: ``maeir_run.json`` and a ranker model card beside the checkpoint (the weights,
+  config with the recipe, and tokenizer are ``Trainer``'s own ``save_pretrained`` output).
+
+Groups are local to a process, so DDP's gradient average is exactly the global mean.
+
+Public API: :class:`RankerTrainer`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..io_utils import atomic_write_json, atomic_write_text
+from ..losses.listwise_ce import listwise_cross_entropy
+from .pretraining import PretrainingTrainer
+
+MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class RankerTrainer(PretrainingTrainer):
+    """``Trainer`` for ``AutoModelForSequenceClassification(num_labels=1)`` rankers on group batches.
+
+    Args:
+        temperature: logits are divided by this in the listwise softmax (1.0: plain CE).
+        run_info: what the model card says about the run.
+        (all other arguments: ``transformers.Trainer``)
+    """
+
+    def __init__(self, *args, temperature: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+        self.args.remove_unused_columns = False  # the collator reads the raw text columns
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        valid = inputs["group_valid"]
+        outputs = model(**{k: v for k, v in inputs.items() if k in MODEL_KEYS})
+        scores = outputs.logits.float().view(valid.shape)
+        loss = listwise_cross_entropy(scores, valid, temperature=self.temperature)
+        if model.training:
+            masked = scores.detach().masked_fill(~valid.bool(), float("-inf"))
+            parts = {
+                "ranker_loss": loss.detach(),
+                "group_accuracy": (masked.argmax(dim=1) == 0).float().mean(),
+            }
+            for key, value in parts.items():
+                self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
+            self._part_count += 1
+        return (loss, {"scores": scores}) if return_outputs else loss
+
+    def _write_extras(self, folder: str) -> None:
+        from ..distillation.card import ranker_card
+        from ..modeling.cross_encoder import RECIPE_KEY
+
+        model = self.accelerator.unwrap_model(self.model)
+        info = self.run_summary()
+        info["recipe"] = getattr(model.config, RECIPE_KEY, None)
+        atomic_write_json(Path(folder) / "maeir_run.json", info)
+        atomic_write_text(os.path.join(folder, "README.md"), ranker_card(info))
