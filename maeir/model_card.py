@@ -460,6 +460,8 @@ def card_for_run(info: Mapping[str, Any], kind: str, model_id: str | None = None
 
 def _method_title(method: str, paper: Any) -> str:
     """``Dial-MAE`` from the paper title ``Dial-MAE: ConTextual ...`` when it names the method, else ``MAE-LM``."""
+    if isinstance(paper, Mapping) and isinstance(paper.get("method_title"), str):
+        return paper["method_title"]
     title = paper.get("title") if isinstance(paper, Mapping) else None
     if isinstance(title, str) and ":" in title:
         prefix = title.split(":", 1)[0].strip()

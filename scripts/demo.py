@@ -199,10 +199,10 @@ def cotmae_v2_stage(out: Path, args: argparse.Namespace) -> list[dict]:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="outputs/demo")
-    parser.add_argument("--pretrain_steps", type=int, default=60)
+    parser.add_argument("--pretrain_steps", type=int, default=30)
     parser.add_argument("--pretrain_batch_size", type=int, default=16)
-    parser.add_argument("--finetune_samples", type=int, default=2000)
-    parser.add_argument("--eval_samples", type=int, default=1000)
+    parser.add_argument("--finetune_samples", type=int, default=1000)
+    parser.add_argument("--eval_samples", type=int, default=500)
     parser.add_argument("--dial_mae_steps", type=int, default=20)
     parser.add_argument("--response_selection_steps", type=int, default=20)
     parser.add_argument("--response_selection_eval_groups", type=int, default=200)
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
                      f"| {', '.join(f'{k} {fmt(v)}' for k, v in (r.get('metrics') or {}).items())} |")  # fmt: skip
     table = "\n".join(lines)
     atomic_write_text(out / "summary.md", table + "\n")
-    print("\n== Summary (outputs under %s)\n%s\n\ntotal: %.0f s" % (out, table, summary["total_seconds"]))
+    print(f"\n== Summary (outputs under {out})\n{table}\n\ntotal: {summary['total_seconds']:.0f} s")
     return summary
 
 

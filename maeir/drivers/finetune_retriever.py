@@ -14,6 +14,7 @@ load, with its encoding recipe), ``D/maeir_run.json`` and ``D/README.md``; with 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from transformers import set_seed
 from ..config_file import parse_args
 from ..data.retrieval import load_beir, read_training_jsonl, training_records
 from ..data.retrieval_collator import ContrastiveCollator
+from ..distributed import check_world_size, with_cpu_backend
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.flops import FLOPsRegularizer
 from ..modeling.backbone import MINILM_ALIASES
@@ -70,9 +72,11 @@ def training_data(data_args: RetrieverDataArguments, seed: int = 42) -> tuple[li
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse arguments, fine-tune, save the bi-encoder; returns ``{"output_dir", "train", "eval"}``."""
+    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
     model_args, data_args, training_args = parse_args(
         (RetrieverModelArguments, RetrieverDataArguments, RetrieverTrainingArguments), argv
     )
+    check_world_size(training_args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity_warning()
     training_args.remove_unused_columns = False  # the collator reads the raw text columns

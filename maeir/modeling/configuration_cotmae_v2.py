@@ -108,6 +108,7 @@ class CoTMAEv2Config(PretrainingConfig):
     missing_head_bias: float | None = -6.0
 
     paper: ClassVar[dict] = {
+        "method_title": "CoT-MAE v2",
         "title": "CoT-MAE v2: Contextual Masked Auto-Encoder with Multi-view Modeling for Passage Retrieval",
         "arxiv": "2304.03158",
         "section": "Section 3 (multi-view representation and decoding), Section 3.4 (fine-tuning)",

@@ -55,6 +55,7 @@ class DialMAEConfig(PretrainingConfig):
     decoder_loss_weight: float = 1.0
 
     paper: ClassVar[dict] = {
+        "method_title": "Dial-MAE",
         "title": "Dial-MAE: ConTextual Masked Auto-Encoder for Retrieval-based Dialogue Systems",
         "arxiv": "2306.04357",
         "section": "Section 3 (post-training), Section 4 (fine-tuning, R10@k)",

@@ -29,6 +29,7 @@ class MAELMConfig(PretrainingConfig):
     decoder_max_positions: int | None = None
 
     paper: ClassVar[dict] = {
+        "method_title": "MAE-LM",
         "title": "Representation Deficiency in Masked Language Modeling",
         "arxiv": "2302.02060",
         "section": "Section 4 (MAE-LM)",

@@ -25,6 +25,7 @@ class MaskedLMConfig(PretrainingConfig):
     random_replace_prob: float = 0.1
 
     paper: ClassVar[dict] = {
+        "method_title": "MLM",
         "title": "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
         "arxiv": "1810.04805",
         "section": "Section 3.1 (Masked LM)",
