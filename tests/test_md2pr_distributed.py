@@ -105,3 +105,42 @@ def test_two_process_md2pr_equals_one_process(tmp_path, tiny_backbone_dir, token
     for name, grad in single.items():
         averaged = sum(r["grads"][name] for r in results) / WORLD
         assert (averaged - grad).abs().max() <= 1e-4 * scale, name  # fp32 summation order differs
+
+
+@pytest.mark.slow  # accelerate launch of two interpreters
+def test_distill_script_under_accelerate_launch(tmp_path, tiny_backbone_dir, sample_texts):
+    import json
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from maeir.data.retrieval import write_beir
+    from maeir.modeling.cross_encoder import load_cross_encoder, save_cross_encoder
+
+    repo = Path(__file__).resolve().parents[1]
+    corpus, queries, qrels = {}, {}, {"train": {}}
+    for i, line in enumerate(sample_texts[:40]):
+        sentences = re.split(r"(?<=[.!?])\s+", line)
+        if len(sentences) >= 3:
+            corpus[f"d{i}"], queries[f"q{i}"] = {"title": "", "text": " ".join(sentences[1:])}, sentences[0]
+            qrels["train"][f"q{i}"] = {f"d{i}": 1}
+    write_beir(tmp_path / "beir", corpus, queries, qrels)
+    model, tokenizer, _ = load_cross_encoder(tiny_backbone_dir, max_length=96)
+    save_cross_encoder(model, tokenizer, tmp_path / "ranker")
+    out = tmp_path / "student"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+        str(repo / "configs/accelerate/cpu_ddp_2proc.yaml"), "--main_process_port", "29547",
+        str(repo / "scripts/distill_md2pr.py"), str(repo / "configs/md2pr_cpu.yaml"), "--student", tiny_backbone_dir,
+        "--teacher", str(tmp_path / "ranker"), "--beir", str(tmp_path / "beir"), "--output_dir", str(out),
+        "--max_steps", "2", "--per_device_train_batch_size", "3", "--logging_steps", "1", "--eval_split", "",
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, cwd=repo)
+    assert result.returncode == 0, result.stderr[-4000:]
+    info = json.loads((out / "maeir_run.json").read_text())
+    assert info["hyperparameters"]["world_size"] == 2
+    assert info["hyperparameters"]["global_batch_size"] == 6
+    assert {"contrastive_loss", "kl_loss", "attention_loss", "hidden_loss"} <= set(info["losses"])
