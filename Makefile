@@ -43,6 +43,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_mae_lm.py --output benchmarks/results/mae_lm_cpu.json
 	$(PY) benchmarks/bench_dial_mae.py --output benchmarks/results/dial_mae_cpu.json
+	$(PY) benchmarks/bench_cotmae_v2.py --output benchmarks/results/cotmae_v2_cpu.json
+	$(PY) benchmarks/bench_md2pr.py --output benchmarks/results/md2pr_cpu.json
+	$(PY) benchmarks/bench_retrieval.py --update --output benchmarks/results/retrieval_cpu.json
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache *.egg-info

@@ -31,37 +31,29 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+
+if not __package__:  # run as a file (python benchmarks/bench_cotmae_v2.py): make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import (  # noqa: E402
+    add_flop_rates,
+    autocast_dtype,
+    count_flops,
+    machine_info,
+    matmul_rate,
+    step_stats,
+    time_repeats,
+    train_step,
+    write_report,
+)
 
 VARIANTS = ("mlm", "sparse_view", "sparse_view_naive", "dense_ae", "dense_ar", "dense_ae_ar", "cotmae_v2")
-
-
-def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    """Measured dense matrix-multiply FLOP/s (median of ``repeats``)."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    times = []
-    for _ in range(repeats + 2):
-        sync(device)
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times[2:])
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def current_rss_bytes() -> int:
@@ -139,21 +131,12 @@ def run_variant(args) -> dict:
     from maeir.modeling.backbone import resolve_backbone_path
 
     device = torch.device(args.device)
-    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     torch.manual_seed(0)
     batch = build_batch(args)
     if args.variant == "mlm":
         batch = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
-    model = build_model(args.variant, resolve_backbone_path(args.backbone)).to(device).train()
-    batch = {k: v.to(device) for k, v in batch.items()}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-
-    def step():
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = model(**batch)["loss"]
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    model = build_model(args.variant, resolve_backbone_path(args.backbone))
+    step = train_step(model, batch, device, autocast_dtype(device))
 
     rss_before = current_rss_bytes()
     if device.type == "cuda":
@@ -161,15 +144,9 @@ def run_variant(args) -> dict:
         allocated_before = torch.cuda.memory_allocated()
     for _ in range(args.warmup):
         step()
-    times = []
-    for _ in range(args.steps):
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
+    times, cpu_times = time_repeats(step, device, args.steps)
     result = {
-        "median_step_s": statistics.median(times),
+        **step_stats(times, cpu_times),
         "step_times_s": [round(t, 3) for t in times],
         "peak_memory_above_model_mib": (peak_rss_bytes() - rss_before) / 2**20,
         "memory_method": "peak RSS (getrusage ru_maxrss) minus RSS before the first step, fresh process",
@@ -179,9 +156,7 @@ def run_variant(args) -> dict:
         result["memory_method"] = (
             "torch.cuda.max_memory_allocated minus memory_allocated before the first step"
         )
-    with FlopCounterMode(display=False) as counter:
-        step()
-    result["flops_per_step"] = counter.get_total_flops()
+    result["flops_per_step"] = count_flops(step)
     result["rows"] = int(batch["input_ids"].shape[0])
     result["real_tokens"] = int(batch["attention_mask"].sum())
     if "context_attention_mask" in batch:
@@ -223,10 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{variant}: {results[variant]['median_step_s']:.2f} s/step ({time.time() - started:.0f} s)",
             flush=True,
         )
-    peak = matmul_rate(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
-    for result in results.values():
-        result["achieved_flops_per_s"] = result["flops_per_step"] / result["median_step_s"]
-        result["fraction_of_matmul_rate"] = result["achieved_flops_per_s"] / peak
+    peak, peak_per_cpu_s = matmul_rate(device, autocast_dtype(device) or torch.float32)
+    add_flop_rates(results.values(), peak, peak_per_cpu_s)
 
     def get(name, key="median_step_s"):
         return results[name][key] if name in results else None
@@ -234,11 +207,12 @@ def main(argv: list[str] | None = None) -> dict:
     def diff(a, b, key="median_step_s"):
         return None if get(a, key) is None or get(b, key) is None else get(a, key) - get(b, key)
 
+    def ratio(a, b, key="median_step_s"):  # None when either variant was not run
+        return None if get(a, key) is None or get(b, key) is None else get(a, key) / get(b, key)
+
     derived = {
-        "cotmae_v2_vs_mlm_step_ratio": None if get("mlm") is None else get("cotmae_v2") / get("mlm"),
-        "cotmae_v2_vs_mlm_memory_ratio": None
-        if get("mlm") is None
-        else get("cotmae_v2", "peak_memory_above_model_mib") / get("mlm", "peak_memory_above_model_mib"),
+        "cotmae_v2_vs_mlm_step_ratio": ratio("cotmae_v2", "mlm"),
+        "cotmae_v2_vs_mlm_memory_ratio": ratio("cotmae_v2", "mlm", "peak_memory_above_model_mib"),
         "ae_decoder_step_s": diff("dense_ae", "mlm"),
         "ar_decoder_step_s": diff("dense_ar", "mlm"),
         "sparse_view_alone_step_s": diff("sparse_view", "mlm"),
@@ -251,16 +225,11 @@ def main(argv: list[str] | None = None) -> dict:
         "sparse_view_naive_memory_mib": diff("sparse_view_naive", "mlm", "peak_memory_above_model_mib"),
     }
     report = {
-        "machine": {
-            "device": torch.cuda.get_device_name(device)
-            if device.type == "cuda"
-            else platform.processor() or platform.machine(),
-            "cpus_visible": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average": os.getloadavg(),
-            "torch": torch.__version__,
-            "dtype": "bfloat16 autocast" if device.type == "cuda" else "float32",
-        },
+        "machine": machine_info(
+            device,
+            cpus_visible=os.cpu_count(),
+            dtype="bfloat16 autocast" if device.type == "cuda" else "float32",
+        ),
         "setting": {
             "backbone": args.backbone,
             "pairs": args.pairs,
@@ -270,6 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
             "warmup": args.warmup,
         },  # fmt: skip
         "matmul_flops_per_s": peak,
+        "matmul_flops_per_cpu_s": peak_per_cpu_s,
         "variants": results,
         "derived": derived,
     }
@@ -289,10 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{key}: {value / 1e9 if key.endswith('flops') else value:.3f}{' GFLOP' if key.endswith('flops') else ''}"
             )
     if args.output:
-        from maeir.io_utils import atomic_write_json
-
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.output, report)
+        write_report(args.output, report)
     return report
 
 

@@ -20,111 +20,33 @@ At the MiniLM size (6 layers, hidden 384, vocab 30,522), on real chitchat dialog
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import time
+import sys
+from functools import partial
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoTokenizer
 
 from maeir import DialMAEForPretraining, MaskedLMForPretraining
 from maeir.data import DialMAECollator
 from maeir.data.chitchat import embedded_chitchat
 from maeir.data.dialogue import context_text, dialogue_pairs, read_dialogue_sessions, read_response_selection
-from maeir.io_utils import atomic_write_json
 from maeir.modeling.backbone import resolve_backbone_path
 
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    """Measured dense matrix-multiply FLOP/s (median of ``repeats``)."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    times = []
-    for _ in range(repeats + 2):
-        sync(device)
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times[2:])
-
-
-def time_steps(step, device: torch.device, steps: int, warmup: int) -> dict:
-    """Median wall time (and process CPU time) of ``step()`` and the FLOPs of one call.
-
-    On a shared machine the CPU time (summed over this process's threads) is the steadier cost
-    measure: uncontended wall time is about CPU time / threads.
-    """
-    for _ in range(warmup):
-        step()
-    with FlopCounterMode(display=False) as counter:
-        step()
-    times, cpu = [], []
-    for _ in range(steps):
-        sync(device)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
-    return {
-        "median_step_s": statistics.median(times),
-        "median_step_cpu_s": statistics.median(cpu),
-        "min_step_s": min(times),
-        "max_step_s": max(times),
-        "flops_per_step": counter.get_total_flops(),
-    }
-
-
-def time_interleaved(steps: dict, device: torch.device, repeats: int, warmup: int) -> dict[str, dict]:
-    """Like :func:`time_steps` for several steps, timed in alternation; keeps every time."""
-    out = {}
-    for name, step in steps.items():
-        for _ in range(warmup):
-            step()
-        with FlopCounterMode(display=False) as counter:
-            step()
-        out[name] = {"flops_per_step": counter.get_total_flops(), "times": [], "cpu_times": []}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            sync(device)
-            start, cpu_start = time.perf_counter(), time.process_time()
-            step()
-            sync(device)
-            out[name]["times"].append(time.perf_counter() - start)
-            out[name]["cpu_times"].append(time.process_time() - cpu_start)
-    for result in out.values():
-        times = result["times"]
-        result.update(
-            median_step_s=statistics.median(times),
-            min_step_s=min(times),
-            max_step_s=max(times),
-            median_step_cpu_s=statistics.median(result["cpu_times"]),
-        )
-    return out
-
-
-def train_step(model, batch, autocast_dtype, device):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    model.to(device).train()
-    batch = {k: v.to(device) for k, v in batch.items()}
-
-    def step():
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return step
+if not __package__:  # run as a file (python benchmarks/bench_dial_mae.py): make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import (  # noqa: E402
+    add_flop_rates,
+    autocast_dtype,
+    machine_info,
+    matmul_rate,
+    time_interleaved,
+    time_steps,
+    timed,
+    train_step,
+    write_report,
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -142,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+    autocast = autocast_dtype(device)
     torch.manual_seed(0)
 
     path = resolve_backbone_path(args.backbone)
@@ -164,10 +86,10 @@ def main(argv: list[str] | None = None) -> dict:
     # shared machine affects both alike and their ratio stays meaningful.
     steps = {
         "dial_mae_step": train_step(
-            DialMAEForPretraining.from_backbone(path, decoder_layers=1), batch, autocast_dtype, device
+            DialMAEForPretraining.from_backbone(path, decoder_layers=1), batch, device, autocast
         ),
         "encoder_only_mlm_step": train_step(
-            MaskedLMForPretraining.from_backbone(path), encoder_batch, autocast_dtype, device
+            MaskedLMForPretraining.from_backbone(path), encoder_batch, device, autocast
         ),
     }
     results: dict[str, dict] = time_interleaved(steps, device, args.steps, args.warmup)
@@ -202,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
     examples, _ = training_examples(train_groups, tokenizer)
     bi_batch = ContrastiveCollator(tokenizer, bi.config, group_size=2, seed=0)(examples[: args.batch_size])
     results["bi_encoder_train_step"] = time_steps(
-        train_step(bi, bi_batch, autocast_dtype, device), device, args.steps, args.warmup
+        train_step(bi, bi_batch, device, autocast), device, args.steps, args.warmup
     )
     results["bi_encoder_train_step"]["pairs_per_s"] = (
         args.batch_size / results["bi_encoder_train_step"]["median_step_s"]
@@ -215,33 +137,22 @@ def main(argv: list[str] | None = None) -> dict:
     timings = {}
     for name, texts, side in (("contexts", contexts, "query"), ("candidates", candidates, "passage")):
         encode_texts(bi, tokenizer, texts[:8], side, 64)  # warm-up
-        start, cpu_start = time.perf_counter(), time.process_time()
-        encode_texts(bi, tokenizer, texts, side, 64)
-        timings[f"{name}_per_s"] = len(texts) / (time.perf_counter() - start)
-        timings[f"{name}_per_cpu_s"] = len(texts) / (time.process_time() - cpu_start)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    score_groups(bi, tokenizer, test_groups, batch_size=64)
-    timings["groups_per_s"] = len(test_groups) / (time.perf_counter() - start)
-    timings["groups_per_cpu_s"] = len(test_groups) / (time.process_time() - cpu_start)
+        _, wall, cpu = timed(partial(encode_texts, bi, tokenizer, texts, side, 64), device)
+        timings[f"{name}_per_s"] = len(texts) / wall
+        timings[f"{name}_per_cpu_s"] = len(texts) / cpu
+    _, wall, cpu = timed(partial(score_groups, bi, tokenizer, test_groups, batch_size=64), device)
+    timings["groups_per_s"] = len(test_groups) / wall
+    timings["groups_per_cpu_s"] = len(test_groups) / cpu
     results["evaluation"] = timings
 
-    peak = matmul_rate(device, autocast_dtype or torch.float32)
-    for name in ("dial_mae_step", "encoder_only_mlm_step", "bi_encoder_train_step"):
-        r = results[name]
-        r["achieved_flops_per_s"] = r["flops_per_step"] / r["median_step_s"]
-        r["fraction_of_matmul_rate"] = r["achieved_flops_per_s"] / peak
+    peak, peak_per_cpu_s = matmul_rate(device, autocast or torch.float32)
+    timed_steps = ("dial_mae_step", "encoder_only_mlm_step", "bi_encoder_train_step")
+    add_flop_rates([results[name] for name in timed_steps], peak, peak_per_cpu_s)
     dial_r, mlm_r = results["dial_mae_step"], results["encoder_only_mlm_step"]
+    machine = machine_info(device, dtype=str(autocast or torch.float32))
+    machine["load_average_1min_at_end"] = machine["load_average"][0] if machine["load_average"] else None
     report = {
-        "machine": {
-            "device": torch.cuda.get_device_name(device)
-            if device.type == "cuda"
-            else platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1min_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "torch": torch.__version__,
-            "dtype": str(autocast_dtype or torch.float32),
-        },
+        "machine": machine,
         "setting": {
             "batch_size": args.batch_size,
             "context_length": args.context_length,
@@ -254,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
             "eval_groups": len(test_groups),
         },
         "matmul_flops_per_s": peak,
+        "matmul_flops_per_cpu_s": peak_per_cpu_s,
         "results": results,
         "ratios": {
             "dial_mae_vs_encoder_only_mlm_step_time": dial_r["median_step_s"] / mlm_r["median_step_s"],
@@ -265,23 +177,24 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(f"device: {report['machine']['device']} ({report['machine']['dtype']}, {torch.get_num_threads()} threads, "
           f"load {report['machine']['load_average_1min_at_end']})")  # fmt: skip
-    print(f"measured matmul rate: {peak / 1e9:.1f} GFLOP/s")
+    print(f"measured matmul rate: {peak / 1e9:.1f} GFLOP/s ({peak_per_cpu_s / 1e9:.1f} GFLOP per CPU-second)")
     print(
-        f"{'step':<24} {'median s':>9} {'CPU s':>7} {'GFLOP/step':>11} {'GFLOP/s':>8} {'of matmul':>9}  throughput"
+        f"{'step':<24} {'median s':>9} {'CPU s':>7} {'GFLOP/step':>11} {'GFLOP/s':>8} {'of matmul':>9} "
+        f"{'(per CPU-s)':>11}  throughput"
     )
-    for name in ("dial_mae_step", "encoder_only_mlm_step", "bi_encoder_train_step"):
+    for name in timed_steps:
         r = results[name]
         rate = (
             f"{r['tokens_per_s']:.0f} tokens/s" if "tokens_per_s" in r else f"{r['pairs_per_s']:.1f} pairs/s"
         )
         print(f"{name:<24} {r['median_step_s']:>9.3f} {r['median_step_cpu_s']:>7.2f} {r['flops_per_step'] / 1e9:>11.1f} "
-              f"{r['achieved_flops_per_s'] / 1e9:>8.1f} {r['fraction_of_matmul_rate']:>9.1%}  {rate}")  # fmt: skip
+              f"{r['achieved_flops_per_s'] / 1e9:>8.1f} {r['fraction_of_matmul_rate']:>9.1%} "
+              f"{r['fraction_of_matmul_rate_per_cpu_s']:>11.1%}  {rate}")  # fmt: skip
     print("evaluation: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
     for key, value in report["ratios"].items():
         print(f"{key}: {value:.3f}")
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.output, report)
+        write_report(args.output, report)
     return report
 
 

@@ -16,70 +16,28 @@ Measures, at the MiniLM size (6 layers, hidden 384, vocab 30,522) on real Wikipe
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from maeir import MAELMForMaskedLM, MaskedLMForPretraining
 from maeir.data import MAELMCollator, MLMCollator
 from maeir.data.corpus import load_text_corpus
-from maeir.io_utils import atomic_write_json
 from maeir.modeling.backbone import resolve_backbone_path
 
-
-def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    """Measured dense matrix-multiply FLOP/s (median of ``repeats``)."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    times = []
-    for _ in range(repeats + 2):
-        sync(device)
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times[2:])
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_steps(model, batch, device, steps: int, warmup: int, autocast_dtype) -> dict:
-    model.to(device).train()
-    batch = {k: v.to(device) for k, v in batch.items()}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-
-    def step():
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            loss = model(**batch).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    for _ in range(warmup):
-        step()
-    with FlopCounterMode(display=False) as counter:
-        step()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(steps):
-        sync(device)
-        start = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    result = {"median_step_s": statistics.median(times), "flops_per_step": counter.get_total_flops()}
-    if device.type == "cuda":
-        result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
-    return result
+if not __package__:  # run as a file (python benchmarks/bench_mae_lm.py): make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import (  # noqa: E402
+    add_flop_rates,
+    autocast_dtype,
+    machine_info,
+    matmul_rate,
+    time_steps,
+    train_step,
+    write_report,
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -95,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+    autocast = autocast_dtype(device)
     torch.manual_seed(0)
 
     path = resolve_backbone_path(args.backbone)
@@ -115,25 +73,18 @@ def main(argv: list[str] | None = None) -> dict:
     }
     results = {}
     for name, (model, batch) in variants.items():
-        results[name] = time_steps(model, batch, device, args.steps, args.warmup, autocast_dtype)
+        results[name] = time_steps(
+            train_step(model, batch, device, autocast), device, args.steps, args.warmup
+        )
         results[name]["tokens_per_s"] = real_tokens / results[name]["median_step_s"]
         del model
-    peak = matmul_rate(device, autocast_dtype or torch.float32)
-    for result in results.values():
-        result["achieved_flops_per_s"] = result["flops_per_step"] / result["median_step_s"]
-        result["fraction_of_matmul_rate"] = result["achieved_flops_per_s"] / peak
+    peak, peak_per_cpu_s = matmul_rate(device, autocast or torch.float32)
+    add_flop_rates(results.values(), peak, peak_per_cpu_s)
     base = results["plain_bert_for_masked_lm"]["median_step_s"]
     ours_mlm = results["maeir_mlm_masked_only_head"]["median_step_s"]
     mae = results["maeir_mae_lm"]["median_step_s"]
     report = {
-        "machine": {
-            "device": torch.cuda.get_device_name(device)
-            if device.type == "cuda"
-            else platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "dtype": str(autocast_dtype or torch.float32),
-        },
+        "machine": machine_info(device, dtype=str(autocast or torch.float32)),
         "setting": {
             "batch_size": args.batch_size,
             "max_length": args.max_length,
@@ -142,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
             "steps": args.steps,
         },  # fmt: skip
         "matmul_flops_per_s": peak,
+        "matmul_flops_per_cpu_s": peak_per_cpu_s,
         "variants": results,
         "ratios": {
             "masked_only_head_vs_full_vocab_step": ours_mlm / base,
@@ -162,8 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     for key, value in report["ratios"].items():
         print(f"{key}: {value:.3f}")
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.output, report)
+        write_report(args.output, report)
     return report
 
 

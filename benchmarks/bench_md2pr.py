@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import platform
 import statistics
-import time
+import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -37,11 +37,14 @@ import torch
 from maeir.data.distillation_collator import MD2PRCollator
 from maeir.distillation import CrossEncoderTeacher, MD2PRConfig
 from maeir.distillation.objective import md2pr_objective
-from maeir.io_utils import atomic_write_json
 from maeir.modeling.bi_encoder import load_bi_encoder
 from maeir.modeling.cross_encoder import load_cross_encoder
 from maeir.modeling.modeling_md2pr import MD2PRStudentModel
 from maeir.trainers.contrastive import contrastive_objective
+
+if not __package__:  # run as a file (python benchmarks/bench_md2pr.py): make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import device_name, time_repeats, timed, write_report  # noqa: E402
 
 CONFIGS = {
     "plain_contrastive": None,
@@ -53,11 +56,6 @@ CONFIGS = {
     "full": dict(),
     "full_eager_teacher": dict(),
 }
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def real_batch(tokenizer, config, queries: int, group_size: int) -> list[dict]:
@@ -74,7 +72,7 @@ def real_batch(tokenizer, config, queries: int, group_size: int) -> list[dict]:
     return training_records(data, negatives)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -87,7 +85,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--configs", default=",".join(CONFIGS))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
 
@@ -101,10 +99,14 @@ def main() -> None:
     collator = MD2PRCollator(tokenizer, base.config, group_size=args.group_size, negative_sampling="first", seed=0,
                              teacher_tokenizer=ranker_tokenizer, teacher_recipe=recipe, word_level=True)  # fmt: skip
     batch = {k: v.to(device) for k, v in collator(records).items()}
+    teacher_inputs = (
+        batch["teacher_input_ids"],
+        batch["teacher_attention_mask"],
+        batch.get("teacher_token_type_ids"),
+    )
     teacher_plain = CrossEncoderTeacher(ranker, ranker_tokenizer, recipe)
     with torch.no_grad():
-        batch["teacher_scores"] = teacher_plain(batch["teacher_input_ids"], batch["teacher_attention_mask"],
-                                                batch.get("teacher_token_type_ids")).scores.view(args.queries, -1)  # fmt: skip
+        batch["teacher_scores"] = teacher_plain(*teacher_inputs).scores.view(args.queries, -1)
 
     eager = copy.deepcopy(ranker)
     eager.config._attn_implementation = "eager"
@@ -146,12 +148,8 @@ def main() -> None:
             if config.needs_teacher_scores and config.teacher_scores == "precomputed":
                 scores = batch["teacher_scores"]
             elif teacher is not None:
-                sync(device)
-                start = time.perf_counter()
-                teacher_out = teacher(batch["teacher_input_ids"], batch["teacher_attention_mask"],
-                                      batch.get("teacher_token_type_ids"))  # fmt: skip
-                sync(device)
-                run["teacher_times"].append(time.perf_counter() - start)
+                teacher_out, seconds, _ = timed(partial(teacher, *teacher_inputs), device)
+                run["teacher_times"].append(seconds)
                 scores = teacher_out.scores.view(args.queries, -1)
             loss = md2pr_objective(student, out, batch, config, teacher_scores=scores, teacher=teacher_out,
                                    threshold=0.5)[0]  # fmt: skip
@@ -165,12 +163,9 @@ def main() -> None:
             run["teacher_times"].clear()
     for _ in range(args.steps):  # round-robin: load changes hit every configuration alike
         for run in runs.values():
-            sync(device)
-            start, cpu = time.perf_counter(), time.process_time()
-            step(run)
-            sync(device)
-            run["times"].append(time.perf_counter() - start)
-            run["cpu_times"].append(time.process_time() - cpu)
+            _, seconds, cpu = timed(partial(step, run), device)
+            run["times"].append(seconds)
+            run["cpu_times"].append(cpu)
 
     baseline = statistics.median(runs["plain_contrastive"]["times"]) if "plain_contrastive" in runs else None
     cpu_baseline = statistics.median(runs["plain_contrastive"]["cpu_times"]) if baseline else None
@@ -198,24 +193,12 @@ def main() -> None:
                                  ("scores+attention+hidden", {"record_attention": True, "record_hidden": True}, copy.deepcopy(ranker)),
                                  ("scores+attention+hidden, all layers eager", {"record_attention": True, "record_hidden": True}, eager)):  # fmt: skip
         teacher = CrossEncoderTeacher(model, ranker_tokenizer, recipe, **kwargs)
-        times = []
-        for _ in range(args.warmup + args.steps):
-            sync(device)
-            start = time.perf_counter()
-            teacher(
-                batch["teacher_input_ids"],
-                batch["teacher_attention_mask"],
-                batch.get("teacher_token_type_ids"),
-            )
-            sync(device)
-            times.append(time.perf_counter() - start)
+        times, _ = time_repeats(partial(teacher, *teacher_inputs), device, args.warmup + args.steps)
         teacher.remove_hooks()
         teacher_alone[label] = round(statistics.median(times[args.warmup :]), 4)
 
     report = {
-        "device": torch.cuda.get_device_name(0)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device": device_name(device),
         "torch_threads": torch.get_num_threads(),
         "batch": {
             "queries": args.queries,
@@ -234,8 +217,7 @@ def main() -> None:
         "results": results,
         "teacher_forward_alone_s": teacher_alone,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.output, report)
+    write_report(args.output, report)
     print(
         f"{'config':<22} {'step s':>8} {'x plain':>8} {'cpu s':>8} {'x plain':>8} {'teacher s':>10} {'teacher share':>14}"
     )
@@ -244,6 +226,7 @@ def main() -> None:
               f"{entry['median_step_cpu_s']:>8.3f} {entry.get('cpu_ratio_vs_plain', float('nan')):>8.2f} "
               f"{entry.get('teacher_forward_s', float('nan')):>10.3f} {entry.get('teacher_share_of_step', float('nan')):>14.2f}")  # fmt: skip
     print("teacher forward alone per step:", teacher_alone)
+    return report
 
 
 if __name__ == "__main__":

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from maeir.io_utils import atomic_write_json  # noqa: E402
+if not __package__:  # run as a file (python benchmarks/bench_retrieval.py): make ``benchmarks`` importable
+    sys.path.insert(0, str(REPO))
+from benchmarks.common import machine_info, write_report  # noqa: E402
 
 
 def real_passages(count: int) -> list[str]:
@@ -229,19 +229,19 @@ def main(argv: list[str] | None = None) -> dict:
         previous = json.loads(Path(args.output).read_text(encoding="utf-8"))
     report: dict = {
         **previous,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "cuda": torch.cuda.is_available(),
-        },  # fmt: skip
+        "machine": machine_info(
+            torch.device("cpu"),
+            cpus=os.cpu_count(),
+            platform=platform.platform(),
+            cuda=torch.cuda.is_available(),
+        ),
         "model": model,
     }
     texts = real_passages(max(args.encode_texts, 600))
     if "encoding" not in skip:
         report["encoding"] = bench_encoding(model, texts[: args.encode_texts], args.batch_size)
         print(json.dumps(report["encoding"], indent=2))
-        atomic_write_json(args.output, report)
+        write_report(args.output, report)
     if "search" not in skip:
         profile = None
         if model is not None:
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["search"] = bench_search(sizes, profile, args.queries, args.k)
         for row in report["search"]:
             print(row)
-        atomic_write_json(args.output, report)
+        write_report(args.output, report)
     if "quality" not in skip:
         report["quality"] = []
         for item in args.beir:
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
             lines.append(f"| {r['data']} | {r['system']} | {r['view']} | {r['nDCG@10']:.3f} | {r['R@100']:.3f} "
                          f"| {r['MRR@10']:.3f} |")  # fmt: skip
         print("\n".join(lines))
-    atomic_write_json(args.output, report)
+    write_report(args.output, report)
     return report
 
 

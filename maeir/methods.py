@@ -82,8 +82,9 @@ METHODS: dict[str, Method] = {
 }
 
 
-
-def build_context_span_dataset(tokenizer: PreTrainedTokenizerBase, data_args: PretrainDataArguments) -> Dataset:
+def build_context_span_dataset(
+    tokenizer: PreTrainedTokenizerBase, data_args: PretrainDataArguments
+) -> Dataset:
     """CoT-MAE v2: anchor spans with same-document context spans (see :mod:`maeir.data.context_spans`)."""
     from .data.context_spans import build_cotmae_v2_dataset
 
@@ -96,8 +97,13 @@ EMBEDDED_WIKIPEDIA_DOCUMENTS = (
 )
 
 METHODS["cotmae_v2"] = Method(
-    "cotmae_v2", CoTMAEv2ForPretraining, CoTMAEv2Collator, build_context_span_dataset, EMBEDDED_WIKIPEDIA_DOCUMENTS
+    "cotmae_v2",
+    CoTMAEv2ForPretraining,
+    CoTMAEv2Collator,
+    build_context_span_dataset,
+    EMBEDDED_WIKIPEDIA_DOCUMENTS,
 )
+
 
 def get_method(name: str) -> Method:
     """The registered method called ``name`` (a clear error lists the others)."""

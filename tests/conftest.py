@@ -48,5 +48,7 @@ def sample_texts() -> list[str]:
     """Real sentences (gensim's Lee corpus, shipped on PyPI)."""
     from maeir.data.embedded import lee_corpus_path
 
-    lines = [line.strip() for line in open(lee_corpus_path(), encoding="utf-8", errors="replace") if line.strip()]
+    lines = [
+        line.strip() for line in open(lee_corpus_path(), encoding="utf-8", errors="replace") if line.strip()
+    ]
     return lines[:64]

@@ -297,3 +297,77 @@ def test_view_losses_add_each_views_own_infonce(tiny_backbone_dir, tokenizer):
     assert single.item() == pytest.approx(hybrid.item(), rel=1e-5) and "dense_loss" not in parts
     assert total.item() == pytest.approx((hybrid + dense + sparse).item(), rel=1e-5)
     assert parts_v["sparse_loss"].item() == pytest.approx(sparse.item(), rel=1e-5)
+
+
+def test_sentence_transformers_folder_encodes_with_its_own_recipe(minilm_path, sample_texts, tmp_path):
+    """all-MiniLM-L6-v2 (mean pooling + Normalize, 256 tokens) through our loader equals sentence-transformers,
+    both as shipped (sentence-transformers 2 layout) and re-saved by sentence-transformers 6 (no
+    ``max_seq_length`` in ``sentence_bert_config.json``: the tokenizer's length counts)."""
+    st = pytest.importorskip("sentence_transformers")
+    from maeir.retrieval.encode import encode_texts
+
+    st_model = st.SentenceTransformer(minilm_path, device="cpu")
+    long_text = " ".join(sample_texts[:4])  # > 256 tokens: truncation must match too
+    texts = ["what did the prime minister say about the bushfires?", sample_texts[0][:150], long_text,
+             sample_texts[5], "Storms"]  # fmt: skip
+    assert len(st_model.tokenizer(long_text)["input_ids"]) > 300
+    expected = {
+        "query": st_model.encode_query(texts, convert_to_tensor=True),
+        "passage": st_model.encode_document(texts, convert_to_tensor=True),
+    }
+    st_model.save(str(tmp_path / "resaved"))
+    for folder in (minilm_path, tmp_path / "resaved"):
+        model, tokenizer = load_bi_encoder(folder)
+        model.eval()
+        config = model.config
+        assert (config.pooling, config.normalize, config.representation) == ("mean", True, "dense")
+        assert (config.query_max_length, config.passage_max_length) == (256, 256), folder
+        for side in ("query", "passage"):
+            ours = encode_texts(model, tokenizer, texts, side, batch_size=2, show_progress=False)["dense"]
+            assert torch.allclose(torch.as_tensor(ours), expected[side], atol=1e-5), (folder, side)
+
+
+def test_sentence_transformers_recipe_edge_cases(tiny_backbone_dir, tokenizer, tmp_path):
+    import json
+
+    from maeir.modeling.bi_encoder import sentence_transformers_recipe
+
+    model = BiEncoderModel.from_backbone(tiny_backbone_dir, pooling="cls", passage_max_length=64)
+    folder = tmp_path / "st"
+    model.save_bi_encoder(folder, tokenizer)
+
+    def edit(path, **changes):
+        data = json.loads(path.read_text())
+        data.update(changes)
+        path.write_text(json.dumps(data))
+
+    pooling = folder / "1_Pooling" / "config.json"
+    pooling.write_text(
+        json.dumps({"embedding_dimension": 64, "pooling_mode": ["mean"], "include_prompt": True})
+    )
+    st_config = folder / "config_sentence_transformers.json"
+    edit(st_config, prompts={"corpus": "doc: ", "search": "find: "}, default_prompt_name="search")
+    recipe, towers = sentence_transformers_recipe(folder)
+    assert recipe["pooling"] == "mean" and towers["query"] == towers["passage"] == folder / "query_encoder"
+    # encode_document takes "document", "passage" or "corpus"; encode_query falls back to the default prompt.
+    assert (recipe["query_prefix"], recipe["passage_prefix"]) == ("find: ", "doc: ")
+    assert recipe["passage_max_length"] == 64
+    # sentence-transformers >= 6: no max_seq_length, the tokenizer's length (capped by the positions).
+    (folder / "query_encoder" / "sentence_bert_config.json").write_text(json.dumps({"document_length": 40}))
+    recipe, _ = sentence_transformers_recipe(folder)
+    assert (recipe["query_max_length"], recipe["passage_max_length"]) == (64, 40)
+    for changes, field in (
+        ({"pooling_mode": ["mean", "max"]}, "pooling_mode"),
+        ({"pooling_mode": "weightedmean"}, "pooling_mode"),
+        ({"pooling_mode": "mean", "include_prompt": False}, "include_prompt"),
+    ):
+        edit(pooling, **changes)
+        with pytest.raises(ConfigError) as info:
+            sentence_transformers_recipe(folder)
+        assert info.value.field == field and str(folder) in str(info.value)
+    edit(pooling, include_prompt=True)
+    (folder / "query_encoder" / "sentence_bert_config.json").write_text(json.dumps({"do_lower_case": True}))
+    edit(folder / "query_encoder" / "tokenizer_config.json", do_lower_case=False)
+    with pytest.raises(ConfigError, match="lower-cas") as info:
+        sentence_transformers_recipe(folder)
+    assert info.value.field == "do_lower_case"

@@ -470,6 +470,109 @@ def test_finetune_and_evaluate_scripts(tmp_path, tiny_backbone_dir, tokenizer):
     )
 
 
+def test_trained_bi_encoder_save_reload_identity(tmp_path, tiny_backbone_dir, monkeypatch):
+    """What the fine-tuning driver saves reloads to the trained weights and encodes exactly as trained."""
+    from transformers import AutoTokenizer
+
+    from maeir.drivers.response_selection import finetune_main
+    from maeir.modeling.bi_encoder import TOWER_FOLDERS, load_bi_encoder, tokenize
+    from maeir.trainers import ContrastiveTrainer
+
+    trained = {}
+    save_model = ContrastiveTrainer.save_model
+
+    def capture(self, *args, **kwargs):  # the in-memory model at the final save
+        trained["model"] = self.accelerator.unwrap_model(self.model)
+        trained["state"] = {k: v.detach().clone() for k, v in trained["model"].state_dict().items()}
+        return save_model(self, *args, **kwargs)
+
+    monkeypatch.setattr(ContrastiveTrainer, "save_model", capture)
+    train = tmp_path / "train.txt"
+    groups = write_dialogue_file(train, 16, 2, seed=1)
+    out = tmp_path / "rs"
+    finetune_main([
+        str(REPO / "configs/finetune_response_selection_cpu.yaml"), "--model_name_or_path", tiny_backbone_dir,
+        "--train_file", str(train), "--output_dir", str(out), "--max_steps", "2", "--learning_rate", "1e-3",
+        "--per_device_train_batch_size", "4", "--context_max_length", "24", "--response_max_length", "12",
+        "--disable_tqdm", "true",
+    ])  # fmt: skip
+    model, tok = load_bi_encoder(out)
+    state = model.state_dict()
+    assert state.keys() == trained["state"].keys()
+    assert all(torch.equal(state[name], value) for name, value in trained["state"].items())
+    # the towers were trained, apart (untied): the identity is not that of two fresh copies
+    start = AutoModel.from_pretrained(tiny_backbone_dir).encoder.layer[0].attention.self.query.weight
+    query_w = model.query_encoder.encoder.layer[0].attention.self.query.weight
+    passage_w = model.passage_encoder.encoder.layer[0].attention.self.query.weight
+    assert not torch.equal(query_w, start) and not torch.equal(query_w, passage_w)
+
+    contexts = [context_text(g.turns, tok) for g in groups]  # longer than 24 tokens: left-truncated
+    responses = [c for g in groups for c in g.candidates]
+    model.eval(), trained["model"].eval()
+    for side, texts in (("query", contexts), ("passage", responses)):
+        batch = tokenize(tok, model.config, texts, side)
+        with torch.no_grad():
+            ours = trained["model"].encode(batch["input_ids"], batch["attention_mask"], side=side)["dense"]
+            again = model.encode(batch["input_ids"], batch["attention_mask"], side=side)["dense"]
+            # the plain tower folder with plain transformers: its tokenizer keeps the side's truncation
+            folder = out / TOWER_FOLDERS[side]
+            plain_tok = AutoTokenizer.from_pretrained(folder)
+            plain = AutoModel.from_pretrained(folder).eval()
+            encoded = plain_tok(texts, padding=True, truncation=True, return_tensors="pt")
+            cls = plain(**encoded).last_hidden_state[:, 0]
+        assert torch.equal(ours, again)
+        assert torch.equal(encoded["input_ids"], batch["input_ids"])
+        torch.testing.assert_close(cls, ours, rtol=0, atol=1e-5)
+    assert tokenize(tok, model.config, contexts, "query")["input_ids"].shape[1] == 24  # really truncated
+
+
+@pytest.mark.slow
+def test_two_process_finetune_and_evaluate_under_accelerate(tmp_path, tiny_backbone_dir):
+    """One 2-process DDP job (gloo) fine-tunes; evaluation on 2 processes scores each group once (uneven
+    shards of an odd number of groups) and gives exactly the 1-process metrics."""
+    import os
+    import subprocess
+
+    from maeir.drivers.response_selection import evaluate_main
+
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt"
+    write_dialogue_file(train, 16, 2, seed=1)
+    write_dialogue_file(test, 9, 5, seed=2, drop_positive=(3,))
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+
+    def launch(port: str, script: str, *args: str) -> subprocess.CompletedProcess:
+        command = [
+            sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(REPO / "configs/accelerate/cpu_ddp_2proc.yaml"), "--main_process_port", port,
+            str(REPO / "scripts" / script), *args,
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, cwd=REPO)
+        assert result.returncode == 0, result.stderr[-4000:]
+        return result
+
+    out = tmp_path / "rs"
+    launch(
+        "29571", "finetune_response_selection.py", str(REPO / "configs/finetune_response_selection_cpu.yaml"),
+        "--model_name_or_path", tiny_backbone_dir, "--train_file", str(train), "--validation_file", str(test),
+        "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "4",
+        "--context_max_length", "24", "--response_max_length", "12", "--disable_tqdm", "true",
+    )  # fmt: skip
+    info = json.loads((out / "maeir_run.json").read_text())
+    assert info["hyperparameters"]["world_size"] == 2  # one job, not two lone processes
+    assert info["hyperparameters"]["global_batch_size"] == 8
+    result = launch(
+        "29573", "evaluate_response_selection.py", "--model", str(out), "--data", str(test),
+        "--output", str(tmp_path / "two.json"), "--batch_size", "4",
+    )  # fmt: skip
+    assert "process 0 of 2 scored 5 of 9 groups" in result.stderr
+    assert "process 1 of 2 scored 4 of 9 groups" in result.stderr
+    assert result.stdout.count("| R@1 |") == 1  # printed by the main process only
+    two = json.loads((tmp_path / "two.json").read_text())
+    one = evaluate_main(["--model", str(out), "--data", str(test), "--batch_size", "4"])
+    assert two == one and one["groups"] == 8 and one["skipped"] == 1
+    assert json.loads((out / "metrics.json").read_text()) == one  # validation inside the 2-process job
+
+
 def test_pretrain_run_contract(tmp_path, tiny_backbone_dir):
     from maeir.drivers.pretrain import main
 
@@ -490,6 +593,50 @@ def test_pretrain_run_contract(tmp_path, tiny_backbone_dir):
     assert {"loss", "encoder_mlm_loss", "decoder_mlm_loss"} <= logged
     info = json.loads((out / "maeir_run.json").read_text())
     assert info["method"] == "dial_mae" and info["hyperparameters"]["decoder_mask_rate"] == 0.75
+
+
+def test_collator_masks_replay_from_a_recorded_state(tokenizer):
+    """The base collator's call history works for Dial-MAE, so a checkpoint can save the mask RNG."""
+    pairs = dialogue_pairs(sessions(), tokenizer)
+    collator = DialMAECollator(tokenizer, context_max_length=48, response_max_length=16, seed=0)
+    features = [pairs.pair(i) for i in range(4)]
+    first, second = collator(features), collator(features)
+    state = collator.rng_state_before_call(1)
+    assert state is not None and collator.rng_state_before_call(2) is not None
+    collator.restore_rng_state(state, 1)
+    again = collator(features)
+    assert all(torch.equal(again[key], second[key]) for key in second)
+    assert not torch.equal(first["decoder_labels"], second["decoder_labels"])  # fresh masks per call
+
+
+def test_resumed_post_training_matches_uninterrupted(tmp_path, tiny_backbone_dir):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from maeir.drivers.pretrain import main
+
+    sessions_file = tmp_path / "sessions.jsonl"
+    sessions_file.write_text("".join(json.dumps({"turns": s}) + "\n" for s in sessions(8)), encoding="utf-8")
+
+    def run(out, *extra):
+        main([
+            str(REPO / "configs/dial_mae_cpu.yaml"), "--model_name_or_path", tiny_backbone_dir,
+            "--train_file", str(sessions_file), "--output_dir", str(out), "--max_steps", "4", "--save_steps", "2",
+            "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--seed", "7",
+            "--method_config", "context_max_length=32,response_max_length=16", *extra,
+        ])  # fmt: skip
+
+    run(tmp_path / "straight")
+    assert (tmp_path / "straight" / "checkpoint-2" / "collator_rng_0.safetensors").is_file()
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    shutil.copytree(tmp_path / "straight" / "checkpoint-2", resumed / "checkpoint-2")
+    run(resumed, "--resume_from_checkpoint", "last")
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    again = load_file(resumed / "model.safetensors")
+    assert straight.keys() == again.keys()
+    assert all(torch.equal(straight[name], again[name]) for name in straight)
 
 
 def test_scripts_are_thin_and_run(tmp_path, tiny_backbone_dir, monkeypatch, capsys):

@@ -165,3 +165,53 @@ def test_embedded_benchmark_is_an_inverse_cloze_task(tmp_path, monkeypatch):
     folder = embedded_retrieval_benchmark(test_queries=30, train_queries=60, corpus_size=300)
     data = load_beir(folder, "test")
     assert data.qrels == qrels["test"] and len(data.corpus) == 300 and (folder / "SOURCE.md").is_file()
+
+
+def test_readers_name_the_line_of_bad_bytes_and_values(tmp_path):
+    import gzip
+
+    # Undecodable bytes far into a file are reported on their own line (not where a chunk starts).
+    lines = [json.dumps({"_id": f"d{i}", "text": f"document number {i}"}).encode() for i in range(3000)]
+    lines[2499] = b'{"_id": "bad", "text": "caf\xe9"}'
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(CorpusFormatError, match="UTF-8") as info:
+        read_beir_corpus(path)
+    assert info.value.line == 2500
+    # gzip-compressed files read the same; a cut gzip stream is a format error, not a crash.
+    packed = gzip.compress(b"\n".join(lines[:5]) + b"\n")
+    (tmp_path / "c.jsonl.gz").write_bytes(packed)
+    assert list(read_beir_corpus(tmp_path / "c.jsonl.gz")) == [f"d{i}" for i in range(5)]
+    (tmp_path / "cut.jsonl.gz").write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(CorpusFormatError, match="cannot read"):
+        read_beir_corpus(tmp_path / "cut.jsonl.gz")
+    # A byte-order mark does not break the first record.
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + lines[0] + b"\n")
+    assert list(read_beir_corpus(tmp_path / "bom.jsonl")) == ["d0"]
+    for score in ("inf", "nan", "-"):
+        qrels = _write(tmp_path / "qrels.tsv", ["q1\td1\t1", f"q1\td2\t{score}"])
+        with pytest.raises(CorpusFormatError) as info:
+            read_qrels(qrels)
+        assert (info.value.line, info.value.field) == (2, "score"), score
+    bad = _write(tmp_path / "t.jsonl", ['{"query": "q", "positives": ["p"], "query_id": {"a": 1}}'])
+    with pytest.raises(CorpusFormatError) as info:
+        read_training_jsonl(bad)
+    assert (info.value.line, info.value.field) == (1, "query_id")
+
+
+def test_judged_queries_missing_from_the_queries_file_name_the_qrels_line(tmp_path):
+    collection = _write(tmp_path / "collection.tsv", ["0\tfirst passage", "1\tsecond passage"])
+    queries = _write(tmp_path / "queries.tsv", ["10\twhat is first", "11\tanother"])
+    qrels = _write(tmp_path / "qrels.tsv", ["10\t0\t0\t1", "11\t0\t1\t1", "12\t0\t1\t1"])
+    with pytest.raises(CorpusFormatError, match="not in") as info:
+        load_msmarco(collection, queries, qrels)
+    assert (info.value.line, info.value.field) == (3, "query-id") and str(qrels) in str(info.value)
+    duplicate = _write(tmp_path / "dup.tsv", ["10\tq", "10\tq again"])
+    with pytest.raises(CorpusFormatError, match="duplicate") as info:
+        load_msmarco(collection, duplicate, qrels)
+    assert (info.value.line, info.value.field) == (2, "id")
+    folder = write_beir(tmp_path / "beir", {"d1": {"text": "x"}}, {"q1": "a"}, {"test": {"q1": {"d1": 1}}})
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq9\td1\t1\n")
+    with pytest.raises(CorpusFormatError) as info:
+        load_beir(folder, "test")
+    assert (info.value.line, info.value.field) == (3, "query-id")

@@ -83,6 +83,14 @@ def test_finetune_evaluate_mine_encode(tmp_path, beir_folder, tiny_backbone_dir)
     for record in records:
         negatives = {n["docid"] for n in record["negatives"]}
         assert len(negatives) == 3 and not negatives & set(qrels[record["query_id"]])
+    # ... and BM25 negatives (bm25s) neither, even though BM25 ranks the positives near the top.
+    summary = mine_main(["--retriever", "bm25", "--beir", str(beir_folder), "--output", str(tmp_path / "bm25.jsonl"),
+                         "--depth", "5", "--num_negatives", "2"])  # fmt: skip
+    records = read_training_jsonl(tmp_path / "bm25.jsonl")
+    assert summary["queries"] == len(records) == len(qrels) and summary["mean_negatives"] == 2
+    for record in records:
+        negatives = {n["docid"] for n in record["negatives"]}
+        assert negatives and not negatives & set(qrels[record["query_id"]])
 
     # Sharded encoding then search from the saved shards gives the same metrics.
     prefixes = []

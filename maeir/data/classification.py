@@ -320,6 +320,14 @@ def _column_index(path: str | os.PathLike, header: Sequence[str], column: Column
     raise CorpusFormatError(path, 1, f"no column {column!r} in the header {names}", field=field)
 
 
+def _required(path: str | os.PathLike, line: int, row: list[str], index: int, field: str, what: str) -> str:
+    """The stripped value of a field that must not be empty (else a ``missing {what}`` error)."""
+    value = row[index].strip()
+    if not value:
+        raise CorpusFormatError(path, line, f"missing {what}", field=field)
+    return value
+
+
 def _sort_labels(values: set[str]) -> tuple[str, ...]:
     if all(re.fullmatch(r"[+-]?\d+", value) for value in values):
         return tuple(sorted(values, key=int))
@@ -402,20 +410,11 @@ def read_classification_file(
     for line, row in records[first_data:]:
         if num_columns is not None and len(row) != num_columns:
             raise CorpusFormatError(path, line, f"expected {num_columns} fields, found {len(row)}")
-        text = row[text_idx].strip()
-        if not text:
-            raise CorpusFormatError(path, line, "missing text", field=names[text_idx])
-        texts.append(text)
+        texts.append(_required(path, line, row, text_idx, names[text_idx], "text"))
         if pair_idx is not None:
-            pair = row[pair_idx].strip()
-            if not pair:
-                raise CorpusFormatError(path, line, "missing text", field=names[pair_idx])
-            pairs.append(pair)
+            pairs.append(_required(path, line, row, pair_idx, names[pair_idx], "text"))
         if label_idx is not None:
-            label = row[label_idx].strip()
-            if not label:
-                raise CorpusFormatError(path, line, "missing label", field=names[label_idx])
-            raw_labels.append(label)
+            raw_labels.append(_required(path, line, row, label_idx, names[label_idx], "label"))
             label_lines.append(line)
     if not texts:
         raise CorpusFormatError(path, None, "no records")

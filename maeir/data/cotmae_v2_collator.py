@@ -32,9 +32,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..modeling.configuration_cotmae_v2 import CONTEXT_SAMPLING, CONTEXT_TYPES
-from .collators import MaskingCollator, pad_sequences
+from .collators import EncoderDecoderMaskingCollator, add_special_tokens
 from .context_spans import context_candidates
-from .dialogue_collator import add_special_tokens, special_template
 from .masking import mlm_labels
 
 
@@ -59,43 +58,36 @@ def causal_lm_labels(
     return labels
 
 
-class CoTMAEv2Collator(MaskingCollator):
+class CoTMAEv2Collator(EncoderDecoderMaskingCollator):
     """Batches for :class:`maeir.CoTMAEv2ForPretraining` (see the module docstring).
 
     Args:
         tokenizer: the backbone's tokenizer.
-        encoder_mask_rate / decoder_mask_rate: share of the anchor's / the context's words masked.
-        whole_word_mask: whole words (True) or single sub-tokens.
-        mask_replace_prob / random_replace_prob: 80/10/10 split of the encoder's chosen tokens.
-        decoder_mask_replace_prob / decoder_random_replace_prob: the same for AE-Dec's input.
+        decoder_mask_rate: share of the context's words masked for AE-Dec.
         context_sampling: ``"mixed"``, ``"nearby"``, ``"overlapping"`` or ``"random"``.
         context_sampling_weights: ``mixed`` weights of ``(nearby, overlapping, random)`` (default equal).
         symmetric: add every pair reversed.
         ar_predict_end_token: AR labels include the closing special token.
         max_span_length: tokens kept per span, specials included (default: no cut beyond the
             tokenizer's ``model_max_length``).
-        pad_to_multiple_of / seed: see :class:`maeir.data.MaskingCollator`.
+        masking: ``encoder_mask_rate`` (the anchor's, 0.30), ``whole_word_mask``,
+            ``mask_replace_prob`` / ``random_replace_prob`` (the encoder's 80/10/10),
+            ``decoder_mask_replace_prob`` / ``decoder_random_replace_prob`` (AE-Dec's input),
+            ``pad_to_multiple_of``, ``seed``: see :class:`maeir.data.collators.EncoderDecoderMaskingCollator`.
     """
 
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
-        encoder_mask_rate: float = 0.30,
         decoder_mask_rate: float = 0.45,
-        whole_word_mask: bool = True,
-        mask_replace_prob: float = 0.8,
-        random_replace_prob: float = 0.1,
-        decoder_mask_replace_prob: float = 0.8,
-        decoder_random_replace_prob: float = 0.1,
         context_sampling: str = "mixed",
         context_sampling_weights: Sequence[float] | None = None,
         symmetric: bool = True,
         ar_predict_end_token: bool = True,
         max_span_length: int | None = None,
-        pad_to_multiple_of: int | None = None,
-        seed: int | None = None,
+        **masking: Any,
     ) -> None:
-        super().__init__(tokenizer, encoder_mask_rate, whole_word_mask, pad_to_multiple_of, seed)
+        super().__init__(tokenizer, decoder_mask_rate=decoder_mask_rate, **masking)
         if context_sampling not in CONTEXT_SAMPLING:
             raise ValueError(f"context_sampling must be one of {CONTEXT_SAMPLING}, got {context_sampling!r}")
         weights = (
@@ -103,18 +95,10 @@ class CoTMAEv2Collator(MaskingCollator):
         )
         if len(weights) != len(CONTEXT_TYPES) or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"context_sampling_weights must be {len(CONTEXT_TYPES)} non-negative weights")
-        self.template = special_template(tokenizer)
-        self._specials = len(self.template[0]) + len(self.template[1])
         limit = max_span_length or tokenizer.model_max_length
         self.max_body = None if limit is None or limit > 1_000_000 else int(limit) - self._specials
         if self.max_body is not None and self.max_body < 1:
             raise ValueError(f"max_span_length={max_span_length} leaves no room beside the special tokens")
-        self.encoder_mask_rate = encoder_mask_rate
-        self.decoder_mask_rate = decoder_mask_rate
-        self.mask_replace_prob = mask_replace_prob
-        self.random_replace_prob = random_replace_prob
-        self.decoder_mask_replace_prob = decoder_mask_replace_prob
-        self.decoder_random_replace_prob = decoder_random_replace_prob
         self.context_sampling = context_sampling
         self.context_sampling_weights = [float(w) for w in weights]
         self.symmetric = symmetric
@@ -177,11 +161,11 @@ class CoTMAEv2Collator(MaskingCollator):
             anchors, contexts = anchors + contexts, contexts + anchors
         anchors = [self._with_specials(a) for a in anchors]
         contexts = [self._with_specials(c) for c in contexts]
-        pad = self.tokenizer.pad_token_id
 
-        input_ids, attention_mask = pad_sequences(anchors, pad, self.pad_to_multiple_of)
+        # Both sides' masks are drawn before either side is corrupted: that order fixes the masks of a seed.
+        input_ids, attention_mask = self.pad_ids(anchors)
         mask = self.choose(input_ids, attention_mask, rate=self.encoder_mask_rate)
-        context_ids, context_attention = pad_sequences(contexts, pad, self.pad_to_multiple_of)
+        context_ids, context_attention = self.pad_ids(contexts)
         ae_mask = self.choose(context_ids, context_attention, rate=self.decoder_mask_rate)
         special = self.boundaries.special[context_ids]
         return {

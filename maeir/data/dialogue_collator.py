@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .collators import MaskingCollator, pad_sequences
+from .collators import EncoderDecoderMaskingCollator, add_special_tokens
+from .collators import special_template as special_template  # re-exported: context_spans imports it
 from .dialogue import join_turns
-from .masking import mlm_labels
 
 
 def keep_last(ids: Sequence[int], budget: int) -> list[int]:
@@ -30,26 +30,7 @@ def keep_first(ids: Sequence[int], budget: int) -> list[int]:
     return list(ids)[:budget]
 
 
-def special_template(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
-    """The ids the tokenizer puts before and after a single sequence (``[CLS]`` / ``[SEP]`` for BERT).
-
-    Read off the tokenizer's own post-processor by encoding a probe with and without special tokens,
-    so BERT, RoBERTa (``<s> ... </s>``) and others work alike.
-    """
-    body = tokenizer("hello", add_special_tokens=False)["input_ids"]
-    full = tokenizer("hello", add_special_tokens=True)["input_ids"]
-    for start in range(len(full) - len(body) + 1):
-        if full[start : start + len(body)] == body:
-            return list(full[:start]), list(full[start + len(body) :])
-    raise ValueError(f"{type(tokenizer).__name__}: cannot locate the text among its special tokens")
-
-
-def add_special_tokens(ids: Sequence[int], template: tuple[list[int], list[int]]) -> list[int]:
-    """``prefix + ids + suffix`` for a template from :func:`special_template`."""
-    return [*template[0], *ids, *template[1]]
-
-
-class DialMAECollator(MaskingCollator):
+class DialMAECollator(EncoderDecoderMaskingCollator):
     """Batches for :class:`maeir.DialMAEForPretraining`.
 
     Features hold either token ids without special tokens, ``{"context_ids": u1 [SEP] ... un,
@@ -58,49 +39,33 @@ class DialMAECollator(MaskingCollator):
 
     Args:
         tokenizer: the backbone's tokenizer.
-        encoder_mask_rate / decoder_mask_rate: share of each side's words that are masked.
-        whole_word_mask: whole words (True) or single sub-tokens.
-        mask_replace_prob / random_replace_prob: 80/10/10 split of the encoder's chosen tokens.
-        decoder_mask_replace_prob / decoder_random_replace_prob: the same for the decoder.
+        decoder_mask_rate: share of the response's words that are masked.
         context_max_length / response_max_length: tokens kept per side, specials included.
-        pad_to_multiple_of / seed: see :class:`maeir.data.MaskingCollator`.
+        masking: ``encoder_mask_rate`` (0.30), ``whole_word_mask``, ``mask_replace_prob`` /
+            ``random_replace_prob`` (the encoder's 80/10/10), ``decoder_mask_replace_prob`` /
+            ``decoder_random_replace_prob`` (the decoder's), ``pad_to_multiple_of``, ``seed``: see
+            :class:`maeir.data.collators.EncoderDecoderMaskingCollator`.
     """
 
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
-        encoder_mask_rate: float = 0.30,
         decoder_mask_rate: float = 0.75,
-        whole_word_mask: bool = True,
-        mask_replace_prob: float = 0.8,
-        random_replace_prob: float = 0.1,
-        decoder_mask_replace_prob: float = 0.8,
-        decoder_random_replace_prob: float = 0.1,
         context_max_length: int = 256,
         response_max_length: int = 64,
-        pad_to_multiple_of: int | None = None,
-        seed: int | None = None,
+        **masking: Any,
     ) -> None:
-        super().__init__(tokenizer, encoder_mask_rate, whole_word_mask, pad_to_multiple_of, seed)
+        super().__init__(tokenizer, decoder_mask_rate=decoder_mask_rate, **masking)
         if tokenizer.sep_token_id is None:
             raise ValueError(f"{type(tokenizer).__name__} has no sep_token_id to join dialogue turns with")
-        self.template = special_template(tokenizer)
-        specials = len(self.template[0]) + len(self.template[1])
         for name, value in (
             ("context_max_length", context_max_length),
             ("response_max_length", response_max_length),
         ):
-            if value <= specials:
-                raise ValueError(f"{name}={value} leaves no room beside {specials} special tokens")
-        self.encoder_mask_rate = encoder_mask_rate
-        self.decoder_mask_rate = decoder_mask_rate
-        self.mask_replace_prob = mask_replace_prob
-        self.random_replace_prob = random_replace_prob
-        self.decoder_mask_replace_prob = decoder_mask_replace_prob
-        self.decoder_random_replace_prob = decoder_random_replace_prob
+            if value <= self._specials:
+                raise ValueError(f"{name}={value} leaves no room beside {self._specials} special tokens")
         self.context_max_length = context_max_length
         self.response_max_length = response_max_length
-        self._specials = specials
 
     # -- building one side ----------------------------------------------------------------------
     def context_input_ids(self, context_ids: Sequence[int]) -> list[int]:
@@ -125,28 +90,17 @@ class DialMAECollator(MaskingCollator):
             feature["response"]
         )
 
-    def _side(self, sequences, rate, mask_prob, random_prob, prefix: str) -> dict[str, torch.Tensor]:
-        ids, attention = pad_sequences(sequences, self.tokenizer.pad_token_id, self.pad_to_multiple_of)
-        mask = self.choose(ids, attention, rate=rate)
-        return {
-            f"{prefix}input_ids": self.corrupt(ids, mask, mask_prob, random_prob),
-            f"{prefix}attention_mask": attention,
-            f"{prefix}labels": mlm_labels(ids, mask),
-        }
-
-    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         bodies = [self._bodies(f) for f in features]
         contexts = [self.context_input_ids(c) for c, _ in bodies]
         responses = [self.response_input_ids(r) for _, r in bodies]
-        return {
-            **self._side(
-                contexts, self.encoder_mask_rate, self.mask_replace_prob, self.random_replace_prob, ""
-            ),
-            **self._side(
-                responses,
-                self.decoder_mask_rate,
-                self.decoder_mask_replace_prob,
-                self.decoder_random_replace_prob,
-                "decoder_",
-            ),
-        }
+        encoder = self.masked_inputs(
+            *self.pad_ids(contexts), self.encoder_mask_rate, self.mask_replace_prob, self.random_replace_prob
+        )
+        decoder = self.masked_inputs(
+            *self.pad_ids(responses),
+            self.decoder_mask_rate,
+            self.decoder_mask_replace_prob,
+            self.decoder_random_replace_prob,
+        )
+        return {**encoder, **{f"decoder_{key}": value for key, value in decoder.items()}}

@@ -34,10 +34,9 @@ from transformers import PreTrainedTokenizerBase
 
 from ..distillation.spans import PairTemplate, content_positions, single_template, strip_prefix
 from ..errors import ConfigError
-from ..modeling.bi_encoder import tokenize
 from ..modeling.configuration_bi_encoder import BiEncoderConfig
 from ..modeling.cross_encoder import RankerRecipe, tokenize_pairs
-from .retrieval_collator import ContrastiveCollator, passage_text
+from .retrieval_collator import ContrastiveCollator
 
 SPAN_KEYS = (
     "span_query_student_start", "span_query_teacher_start", "span_query_length",
@@ -54,8 +53,7 @@ class MD2PRCollator(ContrastiveCollator):
     """Student batch + teacher pair inputs + spans (see the module docstring).
 
     Args:
-        tokenizer / config / group_size / positive_sampling / negative_sampling / pad_to_multiple_of /
-            seed: the student's, as in :class:`ContrastiveCollator`.
+        tokenizer / config: the student's.
         teacher_tokenizer: the ranker's tokenizer (None: the student's).
         teacher_recipe: the ranker's recipe (its ``max_length`` bounds the teacher inputs unless
             ``teacher_max_length`` is given).
@@ -63,28 +61,23 @@ class MD2PRCollator(ContrastiveCollator):
         teacher_inputs: build teacher inputs at all (False with precomputed scores only).
         word_level: spans are needed (the tokenizers must then share their vocabulary).
         teacher_scores: ``{query_id: {docid: score}}`` precomputed teacher scores (a TREC run).
+        sampling: ``group_size``, ``positive_sampling``, ``negative_sampling``, ``pad_to_multiple_of``,
+            ``seed``: as in :class:`ContrastiveCollator`.
     """
 
     def __init__(
         self,
         tokenizer: PreTrainedTokenizerBase,
         config: BiEncoderConfig,
-        group_size: int = 8,
-        positive_sampling: str = "random",
-        negative_sampling: str = "random",
-        pad_to_multiple_of: int | None = None,
-        seed: int | None = None,
         teacher_tokenizer: PreTrainedTokenizerBase | None = None,
         teacher_recipe: RankerRecipe | None = None,
         teacher_max_length: int | None = None,
         teacher_inputs: bool = True,
         word_level: bool = False,
         teacher_scores: Mapping[str, Mapping[str, float]] | None = None,
+        **sampling: Any,
     ) -> None:
-        super().__init__(
-            tokenizer, config, group_size=group_size, positive_sampling=positive_sampling,
-            negative_sampling=negative_sampling, pad_to_multiple_of=pad_to_multiple_of, seed=seed,
-        )  # fmt: skip
+        super().__init__(tokenizer, config, **sampling)
         self.teacher_tokenizer = teacher_tokenizer or tokenizer
         self.teacher_recipe = teacher_recipe or RankerRecipe()
         self.teacher_max_length = teacher_max_length or self.teacher_recipe.max_length
@@ -108,43 +101,6 @@ class MD2PRCollator(ContrastiveCollator):
     def _prefix_ids(self, prefix: str) -> list[int]:
         return list(self.tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else []
 
-    # -- sampling (the same draws as ContrastiveCollator.select) -------------------------------
-    def select_passages(self, feature: Mapping[str, Any]) -> tuple[list[Any], list[bool]]:
-        """The ``group_size`` passages (objects, None for padding slots) of one example and their flags."""
-        positives = list(feature.get("positives") or [])
-        if not positives:
-            raise ValueError(
-                f"example {feature.get('query_id', feature.get('query'))!r} has no positive passage"
-            )
-        if self.positive_sampling == "first" or len(positives) == 1:
-            positive = positives[0]
-        else:
-            positive = positives[self._choice(len(positives), 1, replace=False)[0]]
-        chosen: list[Any] = [positive]
-        valid = [True]
-        wanted = self.group_size - 1
-        negatives = list(feature.get("negatives") or [])
-        if wanted:
-            if not negatives:
-                chosen += [None] * wanted
-                valid += [False] * wanted
-            else:
-                if self.negative_sampling == "first":
-                    picks = [k % len(negatives) for k in range(wanted)]
-                elif len(negatives) >= wanted:
-                    picks = self._choice(len(negatives), wanted, replace=False)
-                else:
-                    picks = list(range(len(negatives))) + self._choice(
-                        len(negatives), wanted - len(negatives), replace=True
-                    )
-                chosen += [negatives[k] for k in picks]
-                valid += [True] * wanted
-        return chosen, valid
-
-    def select(self, feature: Mapping[str, Any]) -> tuple[list[str], list[bool]]:
-        passages, valid = self.select_passages(feature)
-        return ["" if p is None else passage_text(self.config, p) for p in passages], valid
-
     # -- the batch ------------------------------------------------------------------------------
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         queries, query_ids, chosen, valid = [], [], [], []
@@ -154,17 +110,8 @@ class MD2PRCollator(ContrastiveCollator):
             query_ids.append(str(feature.get("query_id", "")))
             chosen.append(passages)
             valid += flags
-        texts = ["" if p is None else passage_text(self.config, p) for group in chosen for p in group]
-        multiple = self.pad_to_multiple_of
-        query = tokenize(self.tokenizer, self.config, queries, "query", pad_to_multiple_of=multiple)
-        passage = tokenize(self.tokenizer, self.config, texts, "passage", pad_to_multiple_of=multiple)
-        batch = {
-            "query_input_ids": query["input_ids"],
-            "query_attention_mask": query["attention_mask"],
-            "passage_input_ids": passage["input_ids"],
-            "passage_attention_mask": passage["attention_mask"],
-            "passage_mask": torch.tensor(valid, dtype=torch.bool),
-        }
+        texts = [text for group in chosen for text in self.passage_texts(group)]
+        batch = self.student_batch(queries, texts, valid)
         if self.teacher_scores is not None:
             batch["teacher_scores"] = self._lookup_scores(query_ids, chosen)
         if self.teacher_inputs:

@@ -422,26 +422,38 @@ def _render_template(inner: str) -> str:
     return handler(positional, named)
 
 
-def _expand_templates(text: str) -> str:
-    """Replace every (nested) ``{{template}}`` by its text, innermost first."""
+def _replace_balanced(text: str, opener: str, closer: str, render: Callable[[str], str]) -> str:
+    """Replace every balanced ``opener ... closer`` (outermost first) by ``render(what is inside)``.
+
+    An opener without its closer is dropped and the scan goes on right after it.
+    """
     out, i = [], 0
     while True:
-        start = text.find("{{", i)
+        start = text.find(opener, i)
         if start < 0:
             out.append(text[i:])
             break
         out.append(text[i:start])
-        end = _matching(text, start, "{{", "}}")
-        if end < 0:  # unbalanced: drop the braces, keep the rest
-            i = start + 2
+        end = _matching(text, start, opener, closer)
+        if end < 0:  # unbalanced: drop the opener, keep the rest
+            i = start + len(opener)
             continue
-        inner = text[start + 2 : end]
-        name = inner.split("|", 1)[0]
-        if "{{" in name or _template_key(name) in _KEPT_TEMPLATES or _template_key(name).startswith("lang-"):
-            out.append(_render_template(_expand_templates(inner)))
-        # else: a template that contributes no text (citations, infoboxes ...): skip it whole
-        i = end + 2
+        out.append(render(text[start + len(opener) : end]))
+        i = end + len(closer)
     return "".join(out)
+
+
+def _template_text(inner: str) -> str:
+    """The text of ``{{inner}}``: nested templates expanded first; ``""`` for a template that carries none."""
+    name = inner.split("|", 1)[0]
+    if "{{" in name or _template_key(name) in _KEPT_TEMPLATES or _template_key(name).startswith("lang-"):
+        return _render_template(_expand_templates(inner))
+    return ""  # a template that contributes no text (citations, infoboxes ...): skip it whole
+
+
+def _expand_templates(text: str) -> str:
+    """Replace every (nested) ``{{template}}`` by its text, innermost first."""
+    return _replace_balanced(text, "{{", "}}", _template_text)
 
 
 def _render_link(inner: str) -> str:
@@ -474,20 +486,7 @@ def _render_link(inner: str) -> str:
 
 def _expand_links(text: str) -> str:
     """Replace every ``[[link]]`` by its visible text (files and categories by nothing)."""
-    out, i = [], 0
-    while True:
-        start = text.find("[[", i)
-        if start < 0:
-            out.append(text[i:])
-            break
-        out.append(text[i:start])
-        end = _matching(text, start, "[[", "]]")
-        if end < 0:
-            i = start + 2
-            continue
-        out.append(_render_link(text[start + 2 : end]))
-        i = end + 2
-    return "".join(out)
+    return _replace_balanced(text, "[[", "]]", _render_link)
 
 
 def _remove_tables(text: str) -> str:

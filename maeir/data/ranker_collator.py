@@ -32,29 +32,19 @@ class RankerCollator(ContrastiveCollator):
         tokenizer: the ranker's tokenizer.
         recipe: the ranker's :class:`RankerRecipe` (max length, titles).
         group_size: pairs per query: 1 positive + ``group_size - 1`` negatives (at least 2).
-        positive_sampling / negative_sampling / pad_to_multiple_of / seed: as in
+        sampling: ``positive_sampling``, ``negative_sampling``, ``pad_to_multiple_of``, ``seed``: as in
             :class:`~maeir.data.retrieval_collator.ContrastiveCollator`.
     """
 
     def __init__(
-        self,
-        tokenizer: PreTrainedTokenizerBase,
-        recipe: RankerRecipe,
-        group_size: int = 8,
-        positive_sampling: str = "random",
-        negative_sampling: str = "random",
-        pad_to_multiple_of: int | None = None,
-        seed: int | None = None,
+        self, tokenizer: PreTrainedTokenizerBase, recipe: RankerRecipe, group_size: int = 8, **sampling: Any
     ) -> None:
         if group_size < 2:
             raise ValueError(
                 f"a ranker group needs a positive and at least one negative: group_size >= 2, got {group_size}"
             )
         # The base class formats passages with ``config.include_title``: the recipe has that field.
-        super().__init__(
-            tokenizer, recipe, group_size=group_size, positive_sampling=positive_sampling,
-            negative_sampling=negative_sampling, pad_to_multiple_of=pad_to_multiple_of, seed=seed,
-        )  # fmt: skip
+        super().__init__(tokenizer, recipe, group_size=group_size, **sampling)
         self.recipe = recipe
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:

@@ -57,24 +57,34 @@ class RetrievalData:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _open(path: Path) -> io.TextIOBase:
+def _open(path: Path) -> io.BufferedIOBase:
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")
+        return gzip.open(path, "rb")
+    return open(path, "rb")
 
 
 def _lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` without the newline; undecodable bytes are a format error."""
+    """``(line number, line)`` without the newline (nor a UTF-8 byte-order mark).
+
+    Each line is decoded on its own, so that undecodable bytes are reported on their own line (a text
+    stream decodes whole chunks ahead); a broken gzip stream is a format error too.
+    """
     path = Path(path)
     if not path.is_file():
         raise CorpusFormatError(path, None, "file not found")
     number = 0
     try:
         with _open(path) as handle:
-            for number, line in enumerate(handle, start=1):
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    raise CorpusFormatError(
+                        path, number, f"not valid UTF-8 (byte {err.start + 1} of the line)"
+                    ) from None
                 yield number, line.rstrip("\n").rstrip("\r")
-    except UnicodeDecodeError:
-        raise CorpusFormatError(path, number + 1, "not valid UTF-8") from None
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError; a cut stream is an EOFError
+        raise CorpusFormatError(path, number + 1, f"cannot read the file: {err}") from None
 
 
 def _json_records(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
@@ -166,7 +176,7 @@ def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
             raise CorpusFormatError(path, number, "is empty", field="corpus-id")
         try:
             relevance = int(float(score))
-        except ValueError:
+        except (ValueError, OverflowError):  # "x", "nan", "inf"
             raise CorpusFormatError(path, number, f"not a number: {score!r}", field="score") from None
         if float(score) != relevance:
             raise CorpusFormatError(
@@ -174,6 +184,15 @@ def read_qrels(path: str | os.PathLike) -> dict[str, dict[str, int]]:
             )
         qrels.setdefault(query_id, {})[doc_id] = relevance
     return qrels
+
+
+def _qrels_line(path: str | os.PathLike, query_id: str) -> int | None:
+    """The first line of a qrels file that judges ``query_id`` (for error messages)."""
+    for number, line in _lines(path):
+        parts = line.split("\t") if "\t" in line else line.split()
+        if parts and parts[0].strip() == query_id:
+            return number
+    return None
 
 
 def _find(folder: Path, *names: str) -> Path:
@@ -199,13 +218,15 @@ def load_beir(folder: str | os.PathLike, split: str = "test", name: str | None =
     missing = sorted(set(qrels) - set(all_queries))
     if missing:
         raise CorpusFormatError(
-            qrels_path, None, f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[:3]})",
-            field="query-id",
+            qrels_path, _qrels_line(qrels_path, missing[0]),
+            f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[:3]})", field="query-id",
         )  # fmt: skip
     queries = {qid: all_queries[qid] for qid in qrels}
     unknown_docs = sum(doc not in corpus for judged in qrels.values() for doc in judged)
     info = {"split": split, "judged_documents_not_in_corpus": unknown_docs}
-    return RetrievalData(corpus, queries, qrels, name=name or folder.name, info=info)
+    if name is None:  # "./cranfield/beir" is "cranfield"
+        name = folder.resolve().parent.name if folder.name.lower() == "beir" else folder.name
+    return RetrievalData(corpus, queries, qrels, name=name, info=info)
 
 
 def write_beir(
@@ -278,8 +299,9 @@ def load_msmarco(
     missing = sorted(set(judged) - set(all_queries))
     if missing:
         raise CorpusFormatError(
-            qrels, None, f"{len(missing)} judged queries are not in {queries}", "query-id"
-        )
+            qrels, _qrels_line(qrels, missing[0]),
+            f"{len(missing)} judged queries are not in {queries} (e.g. {missing[:3]})", "query-id",
+        )  # fmt: skip
     return RetrievalData(read_msmarco_collection(collection), all_queries, judged, name=name)
 
 
@@ -327,7 +349,10 @@ def read_training_jsonl(path: str | os.PathLike, max_records: int | None = None)
     records = []
     for number, record in _json_records(path):
         query = _string(path, number, record, "query")
-        query_id = record.get("query_id", record.get("_id", str(number)))
+        id_key = next((k for k in ("query_id", "_id") if k in record), None)
+        query_id = str(number) if id_key is None else record[id_key]
+        if isinstance(query_id, bool) or not isinstance(query_id, (str, int)):
+            raise CorpusFormatError(path, number, "must be a string or an integer", field=id_key)
         records.append({
             "query_id": str(query_id),
             "query": query,

@@ -86,8 +86,8 @@ class ContrastiveCollator:
             return torch.randint(count, (k,), generator=self.generator).tolist()
         return torch.randperm(count, generator=self.generator)[:k].tolist()
 
-    def select(self, feature: Mapping[str, Any]) -> tuple[list[str], list[bool]]:
-        """The ``group_size`` passage texts of one example and their validity flags."""
+    def select_passages(self, feature: Mapping[str, Any]) -> tuple[list[Any], list[bool]]:
+        """The ``group_size`` passages (as given; None for padding slots) of one example and their flags."""
         positives = list(feature.get("positives") or [])
         if not positives:
             raise ValueError(
@@ -97,13 +97,13 @@ class ContrastiveCollator:
             positive = positives[0]
         else:
             positive = positives[self._choice(len(positives), 1, replace=False)[0]]
-        texts = [passage_text(self.config, positive)]
+        chosen: list[Any] = [positive]
         valid = [True]
         wanted = self.group_size - 1
         negatives = list(feature.get("negatives") or [])
         if wanted:
             if not negatives:
-                texts += [""] * wanted
+                chosen += [None] * wanted
                 valid += [False] * wanted
             else:
                 if self.negative_sampling == "first":
@@ -114,22 +114,27 @@ class ContrastiveCollator:
                     picks = list(range(len(negatives))) + self._choice(
                         len(negatives), wanted - len(negatives), replace=True
                     )
-                texts += [passage_text(self.config, negatives[k]) for k in picks]
+                chosen += [negatives[k] for k in picks]
                 valid += [True] * wanted
-        return texts, valid
+        return chosen, valid
 
-    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
-        queries, passages, valid = [], [], []
-        for feature in features:
-            queries.append(str(feature["query"]))
-            texts, flags = self.select(feature)
-            passages += texts
-            valid += flags
-        query = tokenize(
-            self.tokenizer, self.config, queries, "query", pad_to_multiple_of=self.pad_to_multiple_of
-        )
+    def passage_texts(self, passages: Sequence[Any]) -> list[str]:
+        """The texts of selected passages under the recipe (``""`` for padding slots)."""
+        return ["" if p is None else passage_text(self.config, p) for p in passages]
+
+    def select(self, feature: Mapping[str, Any]) -> tuple[list[str], list[bool]]:
+        """The ``group_size`` passage texts of one example and their validity flags."""
+        passages, valid = self.select_passages(feature)
+        return self.passage_texts(passages), valid
+
+    def student_batch(
+        self, queries: Sequence[str], passages: Sequence[str], valid: Sequence[bool]
+    ) -> dict[str, torch.Tensor]:
+        """The bi-encoder's inputs: queries and passage texts tokenised with the recipe, and ``passage_mask``."""
+        multiple = self.pad_to_multiple_of
+        query = tokenize(self.tokenizer, self.config, list(queries), "query", pad_to_multiple_of=multiple)
         passage = tokenize(
-            self.tokenizer, self.config, passages, "passage", pad_to_multiple_of=self.pad_to_multiple_of
+            self.tokenizer, self.config, list(passages), "passage", pad_to_multiple_of=multiple
         )
         return {
             "query_input_ids": query["input_ids"],
@@ -138,3 +143,12 @@ class ContrastiveCollator:
             "passage_attention_mask": passage["attention_mask"],
             "passage_mask": torch.tensor(valid, dtype=torch.bool),
         }
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        queries, passages, valid = [], [], []
+        for feature in features:
+            queries.append(str(feature["query"]))
+            texts, flags = self.select(feature)
+            passages += texts
+            valid += flags
+        return self.student_batch(queries, passages, valid)

@@ -17,11 +17,9 @@ sentence-transformers load), ``S/md2pr_config.json``, ``S/maeir_run.json``, ``S/
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import transformers
@@ -35,14 +33,13 @@ from ..distillation.config import MD2PRConfig
 from ..distillation.teacher import CrossEncoderTeacher
 from ..distributed import check_world_size, with_cpu_backend
 from ..errors import ConfigError
-from ..io_utils import atomic_write_json, atomic_write_text
 from ..modeling.backbone import MINILM_ALIASES
 from ..modeling.bi_encoder import load_bi_encoder
 from ..modeling.cross_encoder import load_cross_encoder
 from ..modeling.modeling_md2pr import MD2PRStudentModel
 from ..retrieval.arguments import RetrieverTrainingArguments
 from ..trainers.distillation import MD2PRTrainer
-from .finetune_retriever import training_data
+from .finetune_retriever import evaluate_trained, training_data
 from .pretrain import MINILM_HUB_ID, resolve_resume
 
 logger = logging.getLogger(__name__)
@@ -177,22 +174,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
         trainer.save_state()
     if data_args.eval_split and trainer.is_world_process_zero():
         from ..distillation.card import md2pr_card
-        from ..retrieval.arguments import EvaluationArguments
-        from .evaluate_retrieval import evaluate
 
-        out = Path(training_args.output_dir)
-        eval_args = EvaluationArguments(
-            model=str(out), output_dir=str(out / f"eval_{data_args.eval_split}"),
-            beir=data_args.eval_beir or data_args.beir, split=data_args.eval_split,
-            batch_size=data_args.eval_batch_size, show_progress=not training_args.disable_tqdm,
-        )  # fmt: skip
-        unwrapped = trainer.accelerator.unwrap_model(trainer.model)
-        result["eval"] = evaluate(eval_args, model=unwrapped, tokenizer=tokenizer)
-        info_path = out / "maeir_run.json"
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        main_view = result["eval"]["views"][result["eval"]["main_view"]]
-        info["metrics"] = {k: round(v, 4) for k, v in main_view.items() if isinstance(v, float)}
-        info["eval_data"] = f"{result['eval']['data']} / {data_args.eval_split}"
-        atomic_write_json(info_path, info)
-        atomic_write_text(out / "README.md", md2pr_card(info))
+        result["eval"] = evaluate_trained(trainer, tokenizer, data_args, training_args, md2pr_card)
     return result

@@ -13,15 +13,16 @@ load, with its encoding recipe), ``D/maeir_run.json`` and ``D/README.md``; with 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import transformers
 from datasets import Dataset
-from transformers import set_seed
+from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
 from ..config_file import parse_args
 from ..data.retrieval import load_beir, read_training_jsonl, training_records
@@ -68,6 +69,46 @@ def training_data(data_args: RetrieverDataArguments, seed: int = 42) -> tuple[li
         )
     records = training_records(data, negatives)
     return records, f"{name}, split '{data_args.train_split}', negatives: {mode}"
+
+
+def evaluate_trained(
+    trainer: Trainer,
+    tokenizer: PreTrainedTokenizerBase,
+    data_args: RetrieverDataArguments,
+    training_args: TrainingArguments,
+    card: Callable[[dict], str],
+    metrics_by_view: bool = False,
+) -> dict:
+    """Evaluate the trained bi-encoder on ``data_args.eval_split`` and record the result in its run folder.
+
+    Writes ``OUTPUT/eval_{split}/`` (``run.trec``, ``metrics.json``), adds the main view's metrics
+    (and, with ``metrics_by_view``, every view's) to ``OUTPUT/maeir_run.json`` and re-renders
+    ``OUTPUT/README.md`` with ``card``. Returns the evaluation report.
+    """
+    from ..retrieval.arguments import EvaluationArguments
+    from .evaluate_retrieval import evaluate
+
+    out = Path(training_args.output_dir)
+    eval_args = EvaluationArguments(
+        model=str(out), output_dir=str(out / f"eval_{data_args.eval_split}"),
+        beir=data_args.eval_beir or data_args.beir, split=data_args.eval_split,
+        batch_size=data_args.eval_batch_size, show_progress=not training_args.disable_tqdm,
+    )  # fmt: skip
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    report = evaluate(eval_args, model=unwrapped, tokenizer=tokenizer)
+    info_path = out / "maeir_run.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    main_view = report["views"][report["main_view"]]
+    info["metrics"] = {k: round(v, 4) for k, v in main_view.items() if isinstance(v, float)}
+    info["eval_data"] = f"{report['data']} / {data_args.eval_split}"
+    if metrics_by_view:
+        info["metrics_by_view"] = {
+            view: {k: round(v, 4) for k, v in values.items() if isinstance(v, float)}
+            for view, values in report["views"].items()
+        }
+    atomic_write_json(info_path, info)
+    atomic_write_text(out / "README.md", card(info))
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -131,29 +172,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if trainer.is_world_process_zero():
         trainer.save_state()
     if data_args.eval_split and trainer.is_world_process_zero():
-        from ..retrieval.arguments import EvaluationArguments
         from ..retrieval.card import retriever_card
-        from .evaluate_retrieval import evaluate
 
-        out = Path(training_args.output_dir)
-        eval_args = EvaluationArguments(
-            model=str(out), output_dir=str(out / f"eval_{data_args.eval_split}"),
-            beir=data_args.eval_beir or data_args.beir, split=data_args.eval_split,
-            batch_size=data_args.eval_batch_size, show_progress=not training_args.disable_tqdm,
-        )  # fmt: skip
-        unwrapped = trainer.accelerator.unwrap_model(trainer.model)
-        result["eval"] = evaluate(eval_args, model=unwrapped, tokenizer=tokenizer)
-        info_path = out / "maeir_run.json"
-        import json
-
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        main_view = result["eval"]["views"][result["eval"]["main_view"]]
-        info["metrics"] = {k: round(v, 4) for k, v in main_view.items() if isinstance(v, float)}
-        info["eval_data"] = f"{result['eval']['data']} / {data_args.eval_split}"
-        info["metrics_by_view"] = {
-            view: {k: round(v, 4) for k, v in values.items() if isinstance(v, float)}
-            for view, values in result["eval"]["views"].items()
-        }
-        atomic_write_json(info_path, info)
-        atomic_write_text(out / "README.md", retriever_card(info))
+        result["eval"] = evaluate_trained(
+            trainer, tokenizer, data_args, training_args, retriever_card, metrics_by_view=True
+        )
     return result

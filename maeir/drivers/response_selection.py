@@ -24,14 +24,16 @@ shards, no padding) and gathered on the main process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,12 +42,15 @@ from transformers import PreTrainedTokenizerBase, TrainingArguments, set_seed
 
 from ..config_file import parse_args
 from ..data.dialogue import ResponseSelectionGroup, context_text, read_response_selection
-from ..distributed import check_world_size, with_cpu_backend
+from ..distributed import check_world_size, launched_world_size, with_cpu_backend
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..metrics.response_selection import format_table, response_selection_metrics
 from ..modeling.backbone import MINILM_ALIASES
 from ..modeling.bi_encoder import BiEncoderModel, is_bi_encoder_folder, load_bi_encoder, tokenize
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 logger = logging.getLogger(__name__)
 
@@ -262,39 +267,62 @@ def score_groups(
     return out
 
 
+def evaluation_state() -> PartialState:
+    """The process state of a stand-alone evaluation: ONE job over all the launched processes.
+
+    Like :func:`maeir.distributed.with_cpu_backend` for the Trainer: without CUDA, processes started by
+    ``accelerate launch --multi_gpu --num_processes N`` only join one gloo job when the state is
+    created with ``cpu=True``; otherwise each would evaluate every group alone. Raises if the state
+    does not see the launched world size.
+    """
+    from accelerate import PartialState
+
+    launched = launched_world_size()
+    state = PartialState(cpu=launched > 1 and not torch.cuda.is_available())
+    if state.num_processes != launched:
+        raise RuntimeError(
+            f"{launched} processes were launched but the evaluation sees {state.num_processes}: each would "
+            "evaluate alone. Without a GPU, launch with `accelerate launch --multi_gpu --num_processes N`."
+        )
+    return state
+
+
 def evaluate_groups(
     model: BiEncoderModel,
     tokenizer: PreTrainedTokenizerBase,
     groups: Sequence[ResponseSelectionGroup],
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """Metrics of ``groups``; under several processes each scores a share and the main one gathers."""
-    from accelerate import PartialState
+    """Metrics of ``groups``; under several processes each scores a share and the main one gathers.
+
+    The shards are contiguous and uneven (no padding, so no group is scored twice); every process
+    returns the same metrics. Raises if the gathered groups are not exactly ``groups``, each once.
+    """
     from accelerate.utils import gather_object
 
-    state = PartialState()
-    if state.num_processes > 1:
-        with state.split_between_processes(list(groups), apply_padding=False) as shard:
-            local = [
-                (g.context_id, s, g.labels)
-                for g, s in zip(shard, score_groups(model, tokenizer, shard, batch_size))
-            ]
-        gathered = gather_object(local)
-    else:
-        gathered = [
+    state = evaluation_state()
+    shard_context = (
+        state.split_between_processes(list(groups), apply_padding=False)
+        if state.num_processes > 1
+        else contextlib.nullcontext(groups)
+    )
+    with shard_context as shard:
+        local = [
             (g.context_id, s, g.labels)
-            for g, s in zip(groups, score_groups(model, tokenizer, groups, batch_size))
+            for g, s in zip(shard, score_groups(model, tokenizer, shard, batch_size))
         ]
+    logger.info(
+        "process %d of %d scored %d of %d groups",
+        state.process_index,
+        state.num_processes,
+        len(local),
+        len(groups),
+    )
+    gathered = gather_object(local) if state.num_processes > 1 else local
+    if Counter(c for c, _, _ in gathered) != Counter(g.context_id for g in groups):
+        raise RuntimeError(f"scored {len(gathered)} groups, expected each of the {len(groups)} groups once")
     by_id = {context_id: (scores, labels) for context_id, scores, labels in gathered}
-    if len(by_id) != len(groups):
-        raise RuntimeError(f"scored {len(by_id)} groups, expected {len(groups)}")
     return response_selection_metrics(by_id[g.context_id] for g in groups)
-
-
-def _device_model(model: BiEncoderModel) -> BiEncoderModel:
-    from accelerate import PartialState
-
-    return model.to(PartialState().device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,17 +426,16 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def evaluate_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Evaluate a model on a response-selection file; print a table and write the metrics JSON."""
-    from accelerate import PartialState
-
     (args,) = parse_args((EvaluateArguments,), argv)
     _setup_logging()
+    state = evaluation_state()
     if not os.path.exists(args.data):
         raise ConfigError(args.data, None, "data file not found", field="data")
     model, tokenizer = load_model(args.model, dialogue_recipe(args))
-    model = _device_model(model)
+    model = model.to(state.device)
     groups = read_response_selection(args.data, group_size=args.group_size, max_groups=args.max_groups)
     metrics = evaluate_groups(model, tokenizer, groups, args.batch_size)
-    if PartialState().is_main_process:
+    if state.is_main_process:
         print(format_table(metrics, f"{args.model} on {args.data}"))
         print(json.dumps(metrics))
         if args.output:

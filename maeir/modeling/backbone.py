@@ -72,10 +72,14 @@ def load_masked_lm(name_or_path: str | os.PathLike, **config_overrides) -> PreTr
         hf_logging.set_verbosity(verbosity)
     missing = sorted(info.get("missing_keys", []))
     if missing:
-        logger.info("%s: %d tensors not in the checkpoint, initialised fresh: %s", path, len(missing), missing)
+        logger.info(
+            "%s: %d tensors not in the checkpoint, initialised fresh: %s", path, len(missing), missing
+        )
     body_missing = [k for k in missing if k.startswith(model.base_model_prefix + ".")]
     if body_missing:
-        raise RuntimeError(f"{path}: the backbone's own weights are missing from the checkpoint: {body_missing}")
+        raise RuntimeError(
+            f"{path}: the backbone's own weights are missing from the checkpoint: {body_missing}"
+        )
     return model
 
 

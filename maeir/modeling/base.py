@@ -52,6 +52,26 @@ class PretrainingConfig(PreTrainedConfig):
         """``{field: value}`` for :meth:`method_field_names`."""
         return {name: getattr(self, name) for name in self.method_field_names()}
 
+    def check_mask_rates(self, *names: str) -> None:
+        """Raise ``ValueError`` unless each named field is a masking rate in (0, 1)."""
+        for name in names:
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+
+    def check_replace_probs(self, *prefixes: str) -> None:
+        """Raise ``ValueError`` unless each ``{prefix}mask/random_replace_prob`` pair is an 80/10/10-style split.
+
+        Both shares non-negative, their sum at most 1 (the rest of the chosen tokens stay unchanged).
+        """
+        for prefix in prefixes:
+            mask, rand = (
+                getattr(self, f"{prefix}mask_replace_prob"),
+                getattr(self, f"{prefix}random_replace_prob"),
+            )
+            if mask < 0 or rand < 0 or mask + rand > 1.0 + 1e-9:
+                raise ValueError(f"{prefix}mask_replace_prob + {prefix}random_replace_prob must be in [0, 1]")
+
 
 class MaskedAutoEncoderPreTrainedModel(PreTrainedModel):
     """Backbone handling shared by every maeir pre-training model."""

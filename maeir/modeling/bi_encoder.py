@@ -666,9 +666,12 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(path, err.lineno, f"invalid JSON: {err.msg}") from None
 
 
-def _st_pooling_mode(path: Path) -> str:
+def _st_pooling_mode(path: Path) -> tuple[str, bool]:
+    """``(pooling, include_prompt)`` of a sentence-transformers ``Pooling`` folder (any version)."""
     pooling = _read_json(path / "config.json") or {}
-    mode = pooling.get("pooling_mode")  # sentence-transformers >= 6 writes one string
+    mode = pooling.get("pooling_mode")  # sentence-transformers >= 6 writes one string (or a list)
+    if isinstance(mode, list) and len(mode) == 1:
+        mode = mode[0]
     if mode is None:
         flags = [name for name in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
                                    "weightedmean_tokens", "lasttoken") if pooling.get(f"pooling_mode_{name}")]  # fmt: skip
@@ -679,14 +682,36 @@ def _st_pooling_mode(path: Path) -> str:
         mode = flags[0]
     mapping = {"cls": "cls", "cls_token": "cls", "mean": "mean", "mean_tokens": "mean", "max": "max",
                "max_tokens": "max"}  # fmt: skip
-    if mode not in mapping:
+    if not isinstance(mode, str) or mode not in mapping:
         raise ConfigError(path / "config.json", None, f"pooling {mode!r} is not supported (cls, mean, max)",
                           "pooling_mode")  # fmt: skip
-    return mapping[mode]
+    return mapping[mode], bool(pooling.get("include_prompt", True))
+
+
+def _st_max_length(transformer: Path, st_config: dict) -> int | None:
+    """The max length sentence-transformers uses for a ``Transformer`` folder.
+
+    ``max_seq_length`` of ``sentence_bert_config.json`` when given (sentence-transformers < 6 writes
+    it); otherwise the tokenizer's ``model_max_length`` capped at the model's
+    ``max_position_embeddings`` (what sentence-transformers >= 6 does, and what it saves).
+    """
+    if st_config.get("max_seq_length"):
+        return int(st_config["max_seq_length"])
+    lengths = [
+        (_read_json(transformer / "tokenizer_config.json") or {}).get("model_max_length"),
+        (_read_json(transformer / "config.json") or {}).get("max_position_embeddings"),
+    ]
+    lengths = [int(n) for n in lengths if isinstance(n, (int, float)) and 0 < n < 1e9]
+    return min(lengths) if lengths else None
 
 
 def _st_route(folder: Path, entries: list[tuple[str, str]]) -> tuple[dict, Path]:
-    """Recipe parts and Transformer folder of one chain of sentence-transformers modules."""
+    """Recipe parts and Transformer folder of one chain of sentence-transformers modules.
+
+    The recipe parts: ``pooling``, ``normalize``, ``include_prompt``, ``max_length``, the tokenizer's
+    ``truncation_side`` and the per-task ``query_length`` / ``document_length`` of sentence-transformers
+    >= 6 (when set).
+    """
     recipe: dict[str, Any] = {"normalize": False}
     transformer = None
     for path, kind in entries:
@@ -694,7 +719,7 @@ def _st_route(folder: Path, entries: list[tuple[str, str]]) -> tuple[dict, Path]
         if short == "Transformer":
             transformer = folder / path
         elif short == "Pooling":
-            recipe["pooling"] = _st_pooling_mode(folder / path)
+            recipe["pooling"], recipe["include_prompt"] = _st_pooling_mode(folder / path)
         elif short == "Normalize":
             recipe["normalize"] = True
         else:
@@ -704,9 +729,34 @@ def _st_route(folder: Path, entries: list[tuple[str, str]]) -> tuple[dict, Path]
             folder / "modules.json", None, "expected a Transformer and a Pooling module", "type"
         )
     st_config = _read_json(transformer / "sentence_bert_config.json") or {}
-    if "max_seq_length" in st_config:
-        recipe["max_length"] = int(st_config["max_seq_length"])
+    tokenizer_config = _read_json(transformer / "tokenizer_config.json") or {}
+    if tokenizer_config.get("truncation_side") in ("left", "right"):
+        recipe["truncation_side"] = tokenizer_config["truncation_side"]
+    if st_config.get("do_lower_case"):
+        if not tokenizer_config.get("do_lower_case"):
+            raise ConfigError(
+                transformer / "sentence_bert_config.json", None,
+                "lower-casing the input for a tokenizer that does not lower-case is not supported",
+                "do_lower_case",
+            )  # fmt: skip
+    max_length = _st_max_length(transformer, st_config)
+    if max_length:
+        recipe["max_length"] = max_length
+    for key in ("query_length", "document_length"):
+        if st_config.get(key):
+            recipe[key] = int(st_config[key])
     return recipe, transformer
+
+
+def _st_prompt(st_config: dict, names: tuple[str, ...]) -> str:
+    """The prompt ``encode_query`` / ``encode_document`` use: the first of ``names`` that the model has,
+    else the default prompt (``default_prompt_name``), else none."""
+    prompts = st_config.get("prompts") or {}
+    for name in names:
+        if name in prompts:
+            return prompts[name] or ""
+    default = st_config.get("default_prompt_name")
+    return (prompts.get(default) or "") if default else ""
 
 
 def sentence_transformers_recipe(path: str | os.PathLike) -> tuple[dict, dict[str, Path]]:
@@ -734,20 +784,31 @@ def sentence_transformers_recipe(path: str | os.PathLike) -> tuple[dict, dict[st
             )
         recipe = {"pooling": query["pooling"], "normalize": query["normalize"], "tie_towers": False}
         towers = {"query": query_tower, "passage": passage_tower}
-        lengths = (query.get("max_length"), passage.get("max_length"))
+        routes = (query, passage)
     else:
         route, tower = _st_route(folder, entries)
         recipe = {"pooling": route["pooling"], "normalize": route["normalize"], "tie_towers": True}
         towers = {"query": tower, "passage": tower}
-        lengths = (route.get("max_length"), route.get("max_length"))
+        routes = (route, route)
+    # Per-task lengths of sentence-transformers >= 6 win over the module's max length.
+    lengths = (routes[0].get("query_length"), routes[1].get("document_length"))
+    lengths = tuple(task or route.get("max_length") for task, route in zip(lengths, routes))
     if lengths[0]:
         recipe["query_max_length"] = lengths[0]
     if lengths[1]:
         recipe["passage_max_length"] = lengths[1]
+    for side, route in zip(SIDES, routes):
+        if "truncation_side" in route:
+            recipe[f"{side}_truncation_side"] = route["truncation_side"]
     st_config = _read_json(folder / "config_sentence_transformers.json") or {}
-    prompts = st_config.get("prompts") or {}
-    recipe["query_prefix"] = prompts.get("query", "") or ""
-    recipe["passage_prefix"] = prompts.get("document", prompts.get("passage", "")) or ""
+    recipe["query_prefix"] = _st_prompt(st_config, ("query",))
+    recipe["passage_prefix"] = _st_prompt(st_config, ("document", "passage", "corpus"))
+    for route, prefix in zip(routes, (recipe["query_prefix"], recipe["passage_prefix"])):
+        if prefix and not route["include_prompt"]:
+            raise ConfigError(
+                folder / "modules.json", None,
+                "pooling that leaves the prompt out (include_prompt: false) is not supported", "include_prompt",
+            )  # fmt: skip
     recipe["representation"] = "dense"
     return recipe, towers
 

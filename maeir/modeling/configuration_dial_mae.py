@@ -77,17 +77,8 @@ class DialMAEConfig(PretrainingConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        for name in ("encoder_mask_rate", "decoder_mask_rate"):
-            value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {value}")
-        for prefix in ("", "decoder_"):
-            mask, rand = (
-                getattr(self, f"{prefix}mask_replace_prob"),
-                getattr(self, f"{prefix}random_replace_prob"),
-            )
-            if mask < 0 or rand < 0 or mask + rand > 1.0 + 1e-9:
-                raise ValueError(f"{prefix}mask_replace_prob + {prefix}random_replace_prob must be in [0, 1]")
+        self.check_mask_rates("encoder_mask_rate", "decoder_mask_rate")
+        self.check_replace_probs("", "decoder_")
         if self.decoder_layers < 1:
             raise ValueError(f"decoder_layers must be >= 1, got {self.decoder_layers}")
         if self.decoder_loss_weight < 0:

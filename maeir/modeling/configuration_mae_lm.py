@@ -44,8 +44,7 @@ class MAELMConfig(PretrainingConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        if not 0.0 < self.mask_rate < 1.0:
-            raise ValueError(f"mask_rate must be in (0, 1), got {self.mask_rate}")
+        self.check_mask_rates("mask_rate")
         if self.decoder_layers < 1:
             raise ValueError(f"decoder_layers must be >= 1, got {self.decoder_layers}")
         if self.decoder_max_positions is None:

@@ -89,11 +89,16 @@ class DenseIndex:
             self.index.train(sample)
         self.index.add(vectors)
         self.ids.extend(ids)
-        if self.search_parameters:
-            import faiss
-
-            faiss.ParameterSpace().set_index_parameters(self.index, self.search_parameters)
+        self._apply_search_parameters()
         return self
+
+    def _apply_search_parameters(self) -> None:
+        if not self.search_parameters:
+            return
+        import faiss
+
+        space = faiss.GpuParameterSpace() if self.on_gpu else faiss.ParameterSpace()
+        space.set_index_parameters(self.index, self.search_parameters)
 
     def search(self, queries: np.ndarray, k: int, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """``(scores [Q, k], row indices [Q, k])``; -1 marks a missing hit (fewer than ``k`` found)."""
@@ -138,6 +143,7 @@ class DenseIndex:
         index.index = faiss.read_index(str(folder / "index.faiss"))
         index.ids = list(meta["ids"])
         index._to_gpu()
+        index._apply_search_parameters()  # not stored in the faiss file
         return index
 
 
