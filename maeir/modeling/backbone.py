@@ -19,7 +19,22 @@ from transformers.utils import logging as hf_logging
 
 logger = logging.getLogger(__name__)
 
-MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", MINILM_HUB_ID)
+
+
+def init_bert_like_weights(module: nn.Module, std: float) -> None:
+    """BERT's initialisation (normal(0, std) linear / embedding weights, zero biases, unit LayerNorm),
+    used by every maeir model for the parts the backbone checkpoint does not provide."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
 def resolve_backbone_path(name_or_path: str | os.PathLike) -> str:

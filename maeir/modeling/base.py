@@ -18,6 +18,7 @@ from transformers.configuration_utils import SubConfigSpec
 from ..io_utils import atomic_directory
 from .backbone import (
     checkpoint_weight_names,
+    init_bert_like_weights,
     load_masked_lm,
     mlm_head,
     resolve_backbone_path,
@@ -108,16 +109,7 @@ class MaskedAutoEncoderPreTrainedModel(PreTrainedModel):
         return ShallowDecoder(layer_class, decoder_config(self.config.encoder_config, num_layers, dropout))
 
     def _init_weights(self, module: nn.Module) -> None:
-        std = getattr(self.config.encoder_config, "initializer_range", 0.02)
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        init_bert_like_weights(module, getattr(self.config.encoder_config, "initializer_range", 0.02))
 
     # -- building and exporting -----------------------------------------------------------------
     @classmethod

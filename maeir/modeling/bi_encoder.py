@@ -57,7 +57,7 @@ from transformers.utils import ModelOutput
 from ..errors import ConfigError
 from ..io_utils import atomic_directory, atomic_write_json
 from ..losses.infonce import info_nce
-from .backbone import mlm_head, resolve_backbone_path
+from .backbone import init_bert_like_weights, mlm_head, resolve_backbone_path
 from .configuration_bi_encoder import RECIPE_FIELDS, BiEncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -278,16 +278,7 @@ class BiEncoderModel(PreTrainedModel):
         return self.query_encoder.get_input_embeddings()
 
     def _init_weights(self, module: nn.Module) -> None:
-        std = getattr(self.config.encoder_config, "initializer_range", 0.02)
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=std)
-        elif isinstance(module, nn.LayerNorm):
-            nn.init.ones_(module.weight)
-            nn.init.zeros_(module.bias)
+        init_bert_like_weights(module, getattr(self.config.encoder_config, "initializer_range", 0.02))
 
     # -- encoding -------------------------------------------------------------------------------
     def encode(

