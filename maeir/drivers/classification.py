@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +39,6 @@ from transformers import (
     set_seed,
 )
 
-from ..config_file import parse_args
 from ..data.classification import (
     GLUE_TASKS,
     TASK_TYPES,
@@ -50,10 +48,10 @@ from ..data.classification import (
     load_embedded_tweets,
     resolve_task,
 )
-from ..distributed import check_world_size, with_cpu_backend
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..metrics import load_metric
+from . import parse_training_command
 
 logger = logging.getLogger(__name__)
 
@@ -199,14 +197,11 @@ def _print_table(results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the fine-tuning driver on ``argv`` (default ``sys.argv[1:]``); returns what ``metrics.json`` holds."""
-    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, training_args = parse_args(
+    model_args, data_args, training_args = parse_training_command(
         (ModelArguments, DataArguments, TrainingArguments), argv
     )
-    check_world_size(training_args)
     if not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         training_args.do_train = training_args.do_eval = training_args.do_predict = True
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
     data, spec = load_data(data_args)
     label_names = None if spec.is_regression else list(data["train"].features["label"].names)

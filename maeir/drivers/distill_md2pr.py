@@ -18,20 +18,17 @@ sentence-transformers load), ``S/md2pr_config.json``, ``S/maeir_run.json``, ``S/
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-import transformers
 from datasets import Dataset
 from transformers import set_seed
 
-from ..config_file import parse_args, parse_key_values
+from ..config_file import parse_key_values
 from ..data.distillation_collator import MD2PRCollator
 from ..distillation.arguments import DistillationDataArguments, DistillationModelArguments
 from ..distillation.config import MD2PRConfig
 from ..distillation.teacher import CrossEncoderTeacher
-from ..distributed import check_world_size, with_cpu_backend
 from ..errors import ConfigError
 from ..modeling.backbone import MINILM_ALIASES
 from ..modeling.bi_encoder import load_bi_encoder
@@ -39,6 +36,7 @@ from ..modeling.cross_encoder import load_cross_encoder
 from ..modeling.modeling_md2pr import MD2PRStudentModel
 from ..retrieval.arguments import RetrieverTrainingArguments
 from ..trainers.distillation import MD2PRTrainer
+from . import parse_training_command
 from .finetune_retriever import evaluate_trained, training_data
 from .pretrain import MINILM_HUB_ID, resolve_resume
 
@@ -74,13 +72,9 @@ def attach_projection(
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse arguments, distil, save the student; returns ``{"output_dir", "train", "eval"}``."""
-    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, md2pr, training_args = parse_args(
+    model_args, data_args, md2pr, training_args = parse_training_command(
         (DistillationModelArguments, DistillationDataArguments, MD2PRConfig, RetrieverTrainingArguments), argv
     )
-    check_world_size(training_args)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
     training_args.remove_unused_columns = False  # the collator reads the raw text columns
     if training_args.gradient_cache_chunk_size is not None:
         raise ConfigError(

@@ -15,25 +15,22 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import transformers
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
-from ..config_file import parse_args
 from ..data.retrieval import load_beir, read_training_jsonl, training_records
 from ..data.retrieval_collator import ContrastiveCollator
-from ..distributed import check_world_size, with_cpu_backend
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.flops import FLOPsRegularizer
 from ..modeling.backbone import MINILM_ALIASES
 from ..modeling.bi_encoder import load_bi_encoder
 from ..retrieval.arguments import RetrieverDataArguments, RetrieverModelArguments, RetrieverTrainingArguments
 from ..trainers.contrastive import ContrastiveTrainer
+from . import parse_training_command
 from .pretrain import MINILM_HUB_ID, resolve_resume
 
 logger = logging.getLogger(__name__)
@@ -113,13 +110,9 @@ def evaluate_trained(
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse arguments, fine-tune, save the bi-encoder; returns ``{"output_dir", "train", "eval"}``."""
-    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, training_args = parse_args(
+    model_args, data_args, training_args = parse_training_command(
         (RetrieverModelArguments, RetrieverDataArguments, RetrieverTrainingArguments), argv
     )
-    check_world_size(training_args)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
     training_args.remove_unused_columns = False  # the collator reads the raw text columns
     set_seed(training_args.seed)
 

@@ -7,21 +7,19 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
-import transformers
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..arguments import PretrainDataArguments, PretrainModelArguments
-from ..config_file import parse_args, parse_key_values
-from ..distributed import check_world_size, with_cpu_backend
+from ..config_file import parse_key_values
 from ..errors import ConfigError
 from ..methods import get_method
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, resolve_backbone_path
 from ..trainers import PretrainingTrainer
+from . import parse_training_command
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +53,9 @@ def resolve_resume(training_args: TrainingArguments) -> str | bool | None:
 
 def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
     """Parse arguments, pre-train, save ``output_dir`` (full model + ``encoder/`` + model card)."""
-    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, training_args = parse_args(
+    model_args, data_args, training_args = parse_training_command(
         (PretrainModelArguments, PretrainDataArguments, TrainingArguments), argv
     )
-    check_world_size(training_args)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
     # Our collators build the model inputs from `input_ids`: the Trainer must not drop that column.
     training_args.remove_unused_columns = False
     method = get_method(model_args.method)

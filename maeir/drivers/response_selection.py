@@ -28,7 +28,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,17 +36,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import transformers
 from transformers import PreTrainedTokenizerBase, TrainingArguments, set_seed
 
 from ..config_file import parse_args
 from ..data.dialogue import ResponseSelectionGroup, context_text, read_response_selection
-from ..distributed import check_world_size, launched_world_size, with_cpu_backend
+from ..distributed import launched_world_size
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..metrics.response_selection import format_table, response_selection_metrics
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..modeling.bi_encoder import BiEncoderModel, is_bi_encoder_folder, load_bi_encoder, tokenize
+from . import parse_training_command, setup_logging
 
 if TYPE_CHECKING:
     from accelerate import PartialState
@@ -327,11 +326,6 @@ def evaluate_groups(
 # Entry points
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
-
-
 def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Fine-tune a response-selection bi-encoder; returns the validation metrics (or ``{}``)."""
     from datasets import Dataset
@@ -339,12 +333,9 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from ..data.retrieval_collator import ContrastiveCollator
     from ..trainers import ContrastiveTrainer
 
-    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, training_args = parse_args(
+    model_args, data_args, training_args = parse_training_command(
         (ResponseSelectionModelArguments, ResponseSelectionDataArguments, TrainingArguments), argv
     )
-    check_world_size(training_args)
-    _setup_logging()
     training_args.remove_unused_columns = False
     if data_args.group_size < 1:
         raise ConfigError(None, None, f"must be >= 1, got {data_args.group_size}", field="group_size")
@@ -425,7 +416,7 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 def evaluate_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Evaluate a model on a response-selection file; print a table and write the metrics JSON."""
     (args,) = parse_args((EvaluateArguments,), argv)
-    _setup_logging()
+    setup_logging()
     state = evaluation_state()
     if not os.path.exists(args.data):
         raise ConfigError(args.data, None, "data file not found", field="data")

@@ -16,24 +16,22 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import transformers
 from datasets import Dataset
 from transformers import TrainingArguments, set_seed
 
-from ..config_file import parse_args, parse_key_values
+from ..config_file import parse_key_values
 from ..data.ranker_collator import RankerCollator
 from ..distillation.arguments import RankerModelArguments, RerankArguments
-from ..distributed import check_world_size, with_cpu_backend
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..modeling.backbone import MINILM_ALIASES
 from ..modeling.cross_encoder import load_cross_encoder
 from ..retrieval.arguments import RetrieverDataArguments
 from ..trainers.ranker import RankerTrainer
+from . import parse_training_command
 from .finetune_retriever import training_data
 from .pretrain import MINILM_HUB_ID, resolve_resume
 
@@ -56,13 +54,9 @@ def bm25_run_of_split(data_args: RetrieverDataArguments, split: str, k: int):
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse arguments, train, save the ranker; returns ``{"output_dir", "train", "eval"}``."""
-    argv = with_cpu_backend(sys.argv[1:] if argv is None else argv)
-    model_args, data_args, training_args = parse_args(
+    model_args, data_args, training_args = parse_training_command(
         (RankerModelArguments, RetrieverDataArguments, TrainingArguments), argv
     )
-    check_world_size(training_args)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    transformers.utils.logging.set_verbosity_warning()
     training_args.remove_unused_columns = False  # the collator reads the raw text columns
     set_seed(training_args.seed)
 
