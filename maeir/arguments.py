@@ -33,6 +33,21 @@ class PretrainModelArguments:
         default=None,
         metadata={"help": "Backbone config overrides, e.g. 'num_hidden_layers=2' (tests, ablations)."},
     )
+    from_scratch: bool = field(
+        default=False,
+        metadata={
+            "help": "Train from scratch: the backbone gets the architecture (config) of model_name_or_path "
+            "with --encoder_overrides applied and fresh BERT-initialised weights; a tokenizer of another "
+            "vocabulary size sets vocab_size and pad_token_id."
+        },
+    )
+    train_tokenizer_vocab_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "With --from_scratch: first train a WordPiece tokenizer of this vocabulary size on the "
+            "training texts (saved in OUTPUT_DIR/wordpiece_tokenizer, reused on resume)."
+        },
+    )
     published_results: str | None = field(
         default=None,
         metadata={
@@ -52,6 +67,13 @@ class PretrainDataArguments:
     text_field: str = field(default="text", metadata={"help": "Field of a JSONL record that holds the text."})
     max_seq_length: int = field(
         default=128, metadata={"help": "Tokens per sequence after truncation (incl. specials)."}
+    )
+    pack_sequences: bool = field(
+        default=False,
+        metadata={
+            "help": "Text-corpus methods (mae_lm, mlm): tokenise whole documents, join them with the "
+            "separator token and cut the stream into blocks of max_seq_length (nothing truncated away)."
+        },
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many examples."})
     preprocessing_num_workers: int | None = field(

@@ -232,6 +232,8 @@ def render_model_card(
     auto_class: str | None = None,
     pooling: str = "cls",
     encoder_subfolder: str | None = "encoder",
+    from_scratch: bool = False,
+    architecture: str | None = None,
 ) -> ModelCard:
     """Render the model card of a pre-trained model (``kind="pretraining"``) or its encoder (``"encoder"``).
 
@@ -244,6 +246,9 @@ def render_model_card(
     ``auto_class``: the Auto class in the loading snippet of the full model (default
     ``AutoModelForPreTraining``); ``pooling``: ``"cls"`` or ``"mean"``, for the encoder snippet;
     ``encoder_subfolder``: where the full model's repo holds the plain encoder (None: nowhere).
+    ``from_scratch``: the model was trained from a random initialisation with the architecture
+    ``architecture`` (a config's name, e.g. ``bert-base-uncased (num_hidden_layers=2)``); no
+    ``base_model`` is declared.
     """
     _check_kind(kind)
     if not model_id or not isinstance(model_id, str):
@@ -276,10 +281,12 @@ def render_model_card(
         "auto_class": auto_class,
         "pooling": pooling,
         "encoder_subfolder": encoder_subfolder,
+        "from_scratch": bool(from_scratch),
+        "architecture": architecture,
     }
 
     # -- metadata -------------------------------------------------------------------------------
-    base_id = hub_base_model(base_model)
+    base_id = None if from_scratch else hub_base_model(base_model)
     hub_datasets = [d for d in (datasets or []) if is_hub_repo_id(str(d)) and not Path(str(d)).exists()]
     local_datasets = [str(d) for d in (datasets or []) if str(d) not in hub_datasets]
     tags = ["maeir", _slug(method) or "maeir-method", "masked-autoencoder", "dense-retrieval"]
@@ -321,7 +328,15 @@ def render_model_card(
 
     # -- text -----------------------------------------------------------------------------------
     shown_base = os.fspath(base_model) if base_model else ""
-    if base_id:
+    if from_scratch:
+        shape = f"`{base_model_name(architecture or shown_base)}`" if (architecture or shown_base) else None
+        shape_text = f" with the architecture of {shape}" if shape else ""
+        base_markdown = f"scratch (random initialisation){shape_text}"
+        backbone = (
+            f"Trained from scratch (random initialisation){shape_text}: no pre-trained weights were used, "
+            "only the architecture's configuration."
+        )
+    elif base_id:
         base_markdown = f"[`{base_id}`](https://huggingface.co/{base_id})"
         backbone = f"Initialised from {base_markdown}"
         backbone += f" (local copy used for training: `{shown_base}`)." if shown_base != base_id else "."
@@ -413,7 +428,7 @@ def card_args_from_card(card: ModelCard | str) -> dict[str, Any] | None:
 _RENDER_KEYS = (
     "model_id", "method", "method_title", "paper", "base_model", "datasets", "dataset_description",
     "hyperparameters", "losses", "metrics", "license", "extra_tags", "method_description",
-    "eval_dataset", "auto_class", "pooling", "encoder_subfolder",
+    "eval_dataset", "auto_class", "pooling", "encoder_subfolder", "from_scratch", "architecture",
 )  # fmt: skip
 
 

@@ -16,12 +16,14 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..arguments import PretrainDataArguments, PretrainModelArguments
 from ..config_file import parse_key_values
 from ..errors import ConfigError
-from ..methods import get_method
+from ..methods import check_data_arguments, get_method
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, resolve_backbone_path
 from ..trainers import PretrainingTrainer
 from . import parse_training_command
 
 logger = logging.getLogger(__name__)
+
+TRAINED_TOKENIZER_DIR = "wordpiece_tokenizer"
 
 
 def method_fields(model_args: PretrainModelArguments, config_class: type) -> dict[str, Any]:
@@ -51,6 +53,39 @@ def resolve_resume(training_args: TrainingArguments) -> str | bool | None:
     return value
 
 
+def architecture_name(base_name: str, overrides: dict[str, Any], encoder_config: Any) -> str:
+    """How a from-scratch run names its architecture: the source config, the overrides, the vocabulary."""
+    changes = dict(overrides)
+    changes["vocab_size"] = encoder_config.vocab_size
+    return f"{base_name} ({', '.join(f'{k}={v}' for k, v in changes.items())})"
+
+
+def trained_tokenizer(
+    model_args: PretrainModelArguments, data_args: PretrainDataArguments, output_dir: str
+) -> str:
+    """``OUTPUT_DIR/wordpiece_tokenizer``: trained on the training texts, or the one a previous run left."""
+    from ..data.corpus import load_text_corpus
+    from ..data.tokenizer import train_wordpiece_tokenizer
+
+    if not model_args.from_scratch:
+        raise ConfigError(
+            None,
+            None,
+            "a newly trained tokenizer only fits a backbone trained from scratch: add --from_scratch true",
+            "train_tokenizer_vocab_size",
+        )
+    folder = os.path.join(output_dir, TRAINED_TOKENIZER_DIR)
+    if os.path.isfile(os.path.join(folder, "tokenizer.json")):
+        logger.info("reusing the tokenizer trained by a previous run: %s", folder)
+        return folder
+    corpus = load_text_corpus(data_args.train_file, data_args.text_field, data_args.max_train_samples)
+    return train_wordpiece_tokenizer(
+        (text for batch in corpus.iter(batch_size=1000) for text in batch["text"]),
+        model_args.train_tokenizer_vocab_size,
+        folder,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
     """Parse arguments, pre-train, save ``output_dir`` (full model + ``encoder/`` + model card)."""
     model_args, data_args, training_args = parse_training_command(
@@ -59,17 +94,22 @@ def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
     # Our collators build the model inputs from `input_ids`: the Trainer must not drop that column.
     training_args.remove_unused_columns = False
     method = get_method(model_args.method)
+    check_data_arguments(method, data_args)
     fields = method_fields(model_args, method.model_class.config_class)
     backbone = resolve_backbone_path(model_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_backbone_path(model_args.tokenizer_name or model_args.model_name_or_path),
-        local_files_only=True,
-    )
+    tokenizer_path = resolve_backbone_path(model_args.tokenizer_name or model_args.model_name_or_path)
+    if model_args.train_tokenizer_vocab_size is not None:
+        with training_args.main_process_first(desc="training the tokenizer"):
+            tokenizer_path = trained_tokenizer(model_args, data_args, training_args.output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=True)
 
     set_seed(training_args.seed)
+    encoder_overrides = parse_key_values(model_args.encoder_overrides, source="--encoder_overrides")
     model = method.model_class.from_backbone(
         backbone,
-        encoder_overrides=parse_key_values(model_args.encoder_overrides, source="--encoder_overrides"),
+        from_scratch=model_args.from_scratch,
+        tokenizer=tokenizer,
+        encoder_overrides=encoder_overrides,
         **fields,
     )
     with training_args.main_process_first(desc="building the training set"):
@@ -78,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
         tokenizer, model.config, pad_to_multiple_of=data_args.pad_to_multiple_of
     )
     is_minilm = model_args.model_name_or_path.lower() in (a.lower() for a in MINILM_ALIASES)
+    base_name = MINILM_HUB_ID if is_minilm else model_args.model_name_or_path
     config_paper = type(model.config).paper
     run_info = {
         "method": method.name,
@@ -85,13 +126,25 @@ def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
         "paper": config_paper,
         "published_results": parse_key_values(model_args.published_results, source="--published_results")
         or config_paper.get("published", {}),
-        "base_model": MINILM_HUB_ID if is_minilm else model_args.model_name_or_path,
+        "base_model": None if model_args.from_scratch else base_name,
+        "from_scratch": model_args.from_scratch,
         "output_dir": training_args.output_dir,
         "hub_model_id": training_args.hub_model_id,
         "data": data_args.train_file or method.default_data,
         "num_train_examples": len(train_dataset),
-        "hyperparameters": {"max_seq_length": data_args.max_seq_length, **model.config.method_fields()},
+        "hyperparameters": {
+            "max_seq_length": data_args.max_seq_length,
+            "pack_sequences": data_args.pack_sequences,
+            **model.config.method_fields(),
+        },
     }
+    if model_args.from_scratch:
+        run_info["architecture"] = architecture_name(
+            base_name, encoder_overrides, model.config.encoder_config
+        )
+        run_info["hyperparameters"]["from_scratch"] = True
+        if model_args.train_tokenizer_vocab_size is not None:
+            run_info["hyperparameters"]["train_tokenizer_vocab_size"] = model_args.train_tokenizer_vocab_size
     trainer = PretrainingTrainer(
         model=model,
         args=training_args,

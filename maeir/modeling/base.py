@@ -12,13 +12,22 @@ import os
 from typing import ClassVar
 
 from torch import nn
-from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer, PreTrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PreTrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.configuration_utils import SubConfigSpec
 
+from ..errors import ConfigError
 from ..io_utils import atomic_directory
 from .backbone import (
     checkpoint_weight_names,
     init_bert_like_weights,
+    load_backbone_config,
     load_masked_lm,
     mlm_head,
     resolve_backbone_path,
@@ -114,20 +123,42 @@ class MaskedAutoEncoderPreTrainedModel(PreTrainedModel):
     # -- building and exporting -----------------------------------------------------------------
     @classmethod
     def from_backbone(
-        cls, name_or_path: str | os.PathLike, **method_fields
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        from_scratch: bool = False,
+        tokenizer: PreTrainedTokenizerBase | str | os.PathLike | None = None,
+        **method_fields,
     ) -> MaskedAutoEncoderPreTrainedModel:
         """The model with pretrained backbone weights from a local folder and fresh method parts.
 
         ``method_fields`` are this method's config fields (e.g. ``decoder_layers=1``). Backbone config
         overrides go in ``encoder_overrides={...}`` (e.g. a smaller ``num_hidden_layers`` for tests).
+        ``tokenizer`` (an instance or a folder; default: the backbone's own) gives ``mask_token_id``;
+        a tokenizer whose vocabulary does not fit the pretrained backbone raises ``ConfigError``.
+        ``from_scratch=True``: only the backbone's *config* is used (the folder needs no weights);
+        every weight is BERT-initialised, and a tokenizer of another vocabulary size sets the
+        backbone's ``vocab_size`` (``len(tokenizer)``) and ``pad_token_id``.
         """
-        encoder_overrides = method_fields.pop("encoder_overrides", None) or {}
-        backbone = load_masked_lm(name_or_path, **encoder_overrides)
-        if method_fields.get("mask_token_id") is None:
+        encoder_overrides = dict(method_fields.pop("encoder_overrides", None) or {})
+        path = resolve_backbone_path(name_or_path)
+        own_tokenizer = tokenizer is None
+        if tokenizer is None or not isinstance(tokenizer, PreTrainedTokenizerBase):
             tokenizer = AutoTokenizer.from_pretrained(
-                resolve_backbone_path(name_or_path), local_files_only=True
+                resolve_backbone_path(tokenizer or name_or_path), local_files_only=True
             )
+        if method_fields.get("mask_token_id") is None:
             method_fields["mask_token_id"] = tokenizer.mask_token_id
+        if from_scratch:
+            encoder_config = scratch_encoder_config(path, tokenizer, **encoder_overrides)
+            model = cls(cls.config_class(encoder_config=encoder_config.to_dict(), **method_fields))
+            std = getattr(model.config.encoder_config, "initializer_range", 0.02)
+            model.backbone.apply(lambda module: init_bert_like_weights(module, std))
+            model.tie_weights()
+            return model
+        backbone = load_masked_lm(path, **encoder_overrides)
+        if not own_tokenizer:
+            check_tokenizer_fits(tokenizer, backbone.config, path)
         config = cls.config_class(encoder_config=backbone.config.to_dict(), **method_fields)
         model = cls(config)
         missing, unexpected = model.backbone.load_state_dict(backbone.state_dict(), strict=False)
@@ -165,3 +196,39 @@ def check_encoder_checkpoint(backbone: PreTrainedModel, folder: str | os.PathLik
         raise RuntimeError(
             f"encoder checkpoint in {folder} has unexpected {sorted(extra)} / missing {sorted(missing)}"
         )
+
+
+def scratch_encoder_config(
+    name_or_path: str | os.PathLike, tokenizer: PreTrainedTokenizerBase, **overrides
+) -> PreTrainedConfig:
+    """The backbone config for a from-scratch model: the folder's config, ``overrides``, and the
+    tokenizer's vocabulary size and padding id when they differ from the config's."""
+    config = load_backbone_config(name_or_path, **overrides)
+    if len(tokenizer) != config.vocab_size:
+        config.vocab_size = len(tokenizer)
+        config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
+def check_tokenizer_fits(
+    tokenizer: PreTrainedTokenizerBase, config: PreTrainedConfig, backbone: str | os.PathLike
+) -> None:
+    """Raise ``ConfigError`` when ``tokenizer``'s vocabulary is not the pretrained backbone's.
+
+    The backbone's own tokenizer may be smaller than its embedding matrix (a padded vocabulary);
+    any other tokenizer must match ``vocab_size`` exactly.
+    """
+    size = len(tokenizer)
+    if size == config.vocab_size:
+        return
+    own = os.path.realpath(str(getattr(tokenizer, "name_or_path", "") or "")) == os.path.realpath(backbone)
+    if own and size < config.vocab_size:
+        return
+    raise ConfigError(
+        None,
+        None,
+        f"the tokenizer has {size} tokens but the pretrained backbone {os.fspath(backbone)} has "
+        f"vocab_size {config.vocab_size}: use the backbone's own tokenizer, or --from_scratch true to "
+        "train a randomly initialised backbone with this tokenizer's vocabulary",
+        "tokenizer_name",
+    )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from dataclasses import dataclass
 
 import torch
@@ -137,15 +138,33 @@ class CoTMAEv2ForPretraining(MaskedAutoEncoderPreTrainedModel):
         return self._excluded_cache[device]
 
     @classmethod
-    def from_backbone(cls, name_or_path, **method_fields) -> CoTMAEv2ForPretraining:
+    def from_backbone(
+        cls,
+        name_or_path,
+        *,
+        from_scratch: bool = False,
+        tokenizer=None,
+        **method_fields,
+    ) -> CoTMAEv2ForPretraining:
         """As :meth:`MaskedAutoEncoderPreTrainedModel.from_backbone`; also fills ``sparse_excluded_token_ids``
-        and starts a head that the checkpoint lacks lexical (``missing_head_bias``)."""
+        and starts a head that the checkpoint lacks lexical (``missing_head_bias``; not from scratch,
+        where every weight is random)."""
         path = resolve_backbone_path(name_or_path)
+        if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = AutoTokenizer.from_pretrained(
+                resolve_backbone_path(tokenizer or path), local_files_only=True
+            )
         if method_fields.get("sparse_excluded_token_ids") is None:
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             method_fields["sparse_excluded_token_ids"] = sorted(set(tokenizer.all_special_ids))
-            method_fields.setdefault("mask_token_id", tokenizer.mask_token_id)
-        model = super().from_backbone(name_or_path, **method_fields)
+        method_fields.setdefault("mask_token_id", tokenizer.mask_token_id)
+        model = super().from_backbone(
+            name_or_path,
+            from_scratch=from_scratch,
+            tokenizer=tokenizer,
+            **method_fields,
+        )
+        if from_scratch:
+            return model
         names = checkpoint_weight_names(path)
         head_missing = bool(names) and not any("predictions" in n or "lm_head" in n for n in names)
         if head_missing and model.config.missing_head_bias is not None:
