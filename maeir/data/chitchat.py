@@ -131,6 +131,37 @@ def selection_groups(
     return separate_equal_contexts(groups)
 
 
+def multi_cut_selection_groups(
+    conversations: list[list[str]], rng: random.Random, cuts: int, negatives: int = NEGATIVES
+) -> list[ResponseSelectionGroup]:
+    """Up to ``cuts`` candidate groups per conversation (distinct cut points), ids ``"{conversation}-{cut}"``.
+
+    A larger test set than :func:`selection_groups` from the same conversations: the study runner
+    (:mod:`maeir.drivers.study`) uses it to reach 1,000+ groups, and bootstraps over conversations
+    (the groups of one conversation share its turns, so they are not independent units).
+    """
+    pool = [(index, turn) for index, turns in enumerate(conversations) for turn in turns]
+    groups = []
+    for index, turns in enumerate(conversations):
+        for cut in sorted(rng.sample(range(1, len(turns)), min(cuts, len(turns) - 1))):
+            candidates = [turns[cut], *_sample_negatives(pool, index, turns[cut], negatives, rng)]
+            groups.append(
+                ResponseSelectionGroup(
+                    f"{index}-{cut}", _context(turns, cut), candidates, [1] + [0] * negatives
+                )
+            )
+    return groups
+
+
+def chitchat_split_groups(split: str, cuts: int, seed: int = 42) -> list[ResponseSelectionGroup]:
+    """Candidate groups of the ``split`` conversations of :func:`embedded_chitchat` (same split by id),
+    ``cuts`` cut points per conversation, drawn with their own seeded generator."""
+    conversations = chitchat_conversations()
+    ids = split_ids(list(conversations), seed)[split]
+    rng = random.Random(f"{seed}-{split}-cuts{cuts}")
+    return multi_cut_selection_groups([conversations[i] for i in ids], rng, cuts)
+
+
 def training_groups(
     conversations: list[list[str]], rng: random.Random, cuts: int = TRAIN_CUTS_PER_CONVERSATION
 ) -> list[ResponseSelectionGroup]:

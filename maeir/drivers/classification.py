@@ -119,6 +119,13 @@ class DataArguments:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Keep the first N validation and test examples."}
     )
+    per_example_scores: bool = field(
+        default=False,
+        metadata={
+            "help": "Also report each evaluated example's score (1/0 correct; regression: minus the squared "
+            "error) under '<split>_per_example', for paired significance tests across models."
+        },
+    )
 
 
 def load_data(data_args: DataArguments) -> tuple[Any, TaskSpec]:
@@ -171,6 +178,15 @@ def make_compute_metrics(spec: TaskSpec):
         return metric.compute(predictions=preds, references=prediction.label_ids)
 
     return compute_metrics
+
+
+def per_example_scores(trainer: Trainer, dataset: Any, spec: TaskSpec) -> list[float]:
+    """Each example's score, in dataset order: 1.0/0.0 correct, or minus the squared error (regression)."""
+    output = trainer.predict(dataset, metric_key_prefix="per_example")
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    if spec.is_regression:
+        return (-((np.squeeze(logits, axis=-1) - output.label_ids) ** 2)).astype(float).tolist()
+    return (np.argmax(logits, axis=-1) == output.label_ids).astype(float).tolist()
 
 
 def _finite(value: Any) -> Any:
@@ -253,9 +269,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             trainer.save_model()
     if training_args.do_eval and "validation" in encoded:
         results["eval"] = trainer.evaluate(encoded["validation"], metric_key_prefix="eval")
+        if data_args.per_example_scores:
+            results["eval_per_example"] = per_example_scores(trainer, encoded["validation"], spec)
     if "test" in encoded:
         if test_labelled and (training_args.do_eval or training_args.do_predict):
             results["test"] = trainer.evaluate(encoded["test"], metric_key_prefix="test")
+            if data_args.per_example_scores:
+                results["test_per_example"] = per_example_scores(trainer, encoded["test"], spec)
         elif not test_labelled and training_args.do_predict:
             output = trainer.predict(encoded["test"], metric_key_prefix="test")
             logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions

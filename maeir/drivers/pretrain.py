@@ -86,7 +86,7 @@ def trained_tokenizer(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
+def main(argv: Sequence[str] | None = None, callbacks: list | None = None) -> PretrainingTrainer:
     """Parse arguments, pre-train, save ``output_dir`` (full model + ``encoder/`` + model card)."""
     model_args, data_args, training_args = parse_training_command(
         (PretrainModelArguments, PretrainDataArguments, TrainingArguments), argv
@@ -152,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> PretrainingTrainer:
         data_collator=collator,
         processing_class=tokenizer,
         run_info=run_info,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     trainer.save_model()
