@@ -6,10 +6,11 @@ is imported only when a plot is drawn).
 """
 
 from .plots import plot_bars, plot_curves, plot_effective_rank
-from .report import summary, verdict, write_report
+from .report import comparison_table, summary, verdict, write_report
 from .stats import mean_ci, paired_bootstrap, paired_difference_by_units
 
 __all__ = [
+    "comparison_table",
     "mean_ci",
     "paired_bootstrap",
     "paired_difference_by_units",

@@ -98,6 +98,49 @@ def verdict(diff: dict | None, control: str, digits: int = 3) -> str:
     return f"no difference detectable: {text}"
 
 
+def comparison_table(
+    studies: dict[str, dict], stages_metrics: dict[str, list[tuple[str, str]]] | None = None
+) -> str:
+    """One markdown table over several studies (the README's "Does it work?"): per study, stage and
+    metric, every arm's mean ± 95% CI half-width, its paired difference to the control and to
+    ``none`` (when the study has that arm) with the 95% CI, the post-training budget and wall time.
+
+    ``studies`` maps a link (e.g. ``studies/dial_mae/report.md``) to a study dict; ``stages_metrics``
+    maps the same link to ``[(stage, metric), ...]`` (default: the headline metric at every stage).
+    """
+    header = (
+        "| study | stage | metric | arm | mean ± 95% CI (n seeds) | vs control [95% CI] | vs none [95% CI] "
+        "| budget | wall time |"
+    )
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+    for link, study in studies.items():
+        stats = summary(study)
+        pairs = (stages_metrics or {}).get(link) or [(stage, study["headline_metric"]) for stage in stats]
+        steps = study.get("protocol", {}).get("post_training", {}).get("args", {}).get("max_steps")
+        budget = f"{steps} steps" if steps else ""
+        for stage, metric in pairs:
+            for arm, metrics in stats.get(stage, {}).items():
+                if metric not in metrics:
+                    continue
+                entry = metrics[metric]
+                to_control = entry["diff_to_control"]
+                to_none = entry["diff_to_references"].get("none")
+                vs_control = "control" if arm == study["control"] else _diff_cell(to_control)
+                vs_none = "—" if arm == "none" or to_none is None else _diff_cell(to_none)
+                lines.append(
+                    f"| [{study.get('name', link)}]({link}) | {stage} | {metric} | `{arm}` | {_mean_cell(entry)} "
+                    f"| {vs_control} | {vs_none} | {budget} | {_duration(study.get('wall_time_s', 0.0))} |"
+                )
+    return "\n".join(lines)
+
+
+def _diff_cell(diff: dict | None) -> str:
+    if diff is None:
+        return "n/a"
+    mark = " **✓**" if diff["excludes_zero"] else ""
+    return f"{_signed(diff['mean_difference'])} {_interval(diff['ci'])}{mark}"
+
+
 def write_report(
     study: dict,
     output_dir: str | os.PathLike,
