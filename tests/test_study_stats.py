@@ -308,3 +308,18 @@ def test_plots_write_png_files(tmp_path):
     write_report(study, tmp_path, n_resamples=200)
     text = (tmp_path / "report.md").read_text()
     assert "![curves](curves.png)" in text and "![rank](sub/rank.png)" in text
+
+
+def test_comparison_table_rows_match_summary():
+    from maeir.study import comparison_table
+
+    study = synthetic_study()
+    table = comparison_table({"studies/x/report.md": study}).splitlines()
+    stats = summary(study)["finetune"]
+    rows = {line.split("|")[4].strip(" `"): line for line in table[2:]}
+    assert set(rows) == {"mlm", "mae-lm", "cotmae", "none"}
+    assert "| control |" in rows["mlm"]
+    diff = stats["mae-lm"]["r10@1"]["diff_to_control"]
+    assert f"{diff['mean_difference']:+.3f}" in rows["mae-lm"] and "**✓**" in rows["mae-lm"]
+    assert "**✓**" not in rows["cotmae"].split("|")[6]  # no detectable difference to the control
+    assert f"{stats['none']['r10@1']['mean']:.3f}" in rows["none"]
