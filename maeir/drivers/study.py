@@ -19,19 +19,23 @@ where it stopped. Changing the protocol of an existing study is refused unless
 
 Config (YAML), top-level fields (see ``configs/study/*.yaml``)::
 
-    name, description, task (response_selection | classification), seeds, control,
+    name, description, task (response_selection | text_encoder | retrieval), seeds, control,
     reference_arms, headline_metric, headline_stage,
     tokenizer:      {vocab_size, corpora: [chitchat_train | wikipedia | PATH.jsonl ...]}   (optional)
     base:           {args: {pretrain driver fields}, corpora: [...]}   a backbone built once, shared (optional)
+    teacher:        {args: {train_reranker driver fields}}   a cross-encoder trained once, shared (optional;
+                    the MD2PR teacher: ``{teacher}`` in the fine-tuning fields)
     post_training:  {args: {pretrain driver fields common to every arm}, probe_every: N,
                      corpora: [...] (optional: the training text, written to one JSON-lines file)}
-    arms:           {name: null (no post-training) | {pretrain driver fields of this arm}}
+    arms:           {name: null (no post-training) | {pretrain driver fields of this arm}}; an arm's
+                    ``finetune: {...}`` key is merged into its fine-tuning fields (retrieval task), and an
+                    arm holding nothing else is not post-trained (e.g. the MD2PR distillation arms)
     finetune:       {args: {fine-tuning driver fields}}
     evaluation:     {task-specific: test files, number of groups, probe settings}
     smoke:          {the same keys: values merged in by --smoke, for a tiny run in the tests}
 
-Strings may refer to ``{output_dir}``, ``{base}`` (the shared backbone's run folder) and
-``{tokenizer}`` (the trained tokenizer's folder).
+Strings may refer to ``{output_dir}``, ``{base}`` (the shared backbone's run folder),
+``{tokenizer}`` (the trained tokenizer's folder) and ``{teacher}`` (the shared ranker's folder).
 """
 
 from __future__ import annotations
@@ -65,8 +69,8 @@ logger = logging.getLogger(__name__)
 STUDY_FILE = "study.json"
 TOP_LEVEL_FIELDS = {
     "name", "description", "task", "seeds", "control", "reference_arms", "headline_metric",
-    "headline_stage", "metrics", "tokenizer", "base", "post_training", "arms", "finetune", "evaluation",
-    "smoke",
+    "headline_stage", "metrics", "tokenizer", "base", "teacher", "post_training", "arms", "finetune",
+    "evaluation", "smoke",
 }  # fmt: skip
 
 
@@ -488,7 +492,181 @@ class TextEncoderTask:
         return metrics, per_unit
 
 
-TASKS = {"response_selection": ResponseSelectionTask, "text_encoder": TextEncoderTask}
+class ClsRetrievalView(torch.nn.Module):
+    """An encoder seen as a dense bi-encoder (one tower, pooled vectors, dot product) for the
+    retrieval stack (:func:`maeir.retrieval.search.retrieve`): what the zero-shot probe scores.
+
+    Holds the very module it is given (a post-training model's encoder while it trains), so the probe
+    needs no copy; ``config`` is a :class:`~maeir.modeling.configuration_bi_encoder.BiEncoderConfig`
+    (representation ``dense``) for tokenisation and search.
+    """
+
+    def __init__(self, encoder, **recipe: Any) -> None:
+        from ..modeling.configuration_bi_encoder import BiEncoderConfig
+
+        super().__init__()
+        self.encoder = encoder
+        self.config = BiEncoderConfig(
+            encoder_config=encoder.config.to_dict(), representation="dense", tie_towers=True, **recipe
+        )
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, side: str = "query", **kwargs):
+        from ..modeling.bi_encoder import pool_dense
+
+        hidden = self.encoder.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        dense = pool_dense(hidden, attention_mask, self.config.pooling)
+        return {"dense": torch.nn.functional.normalize(dense, dim=-1) if self.config.normalize else dense}
+
+
+class RetrievalTask:
+    """CoT-MAE v2 and MD2PR studies: first-stage retrieval on a BEIR folder, units = test queries.
+
+    ``evaluation`` fields: ``beir`` (a BEIR folder; default: the embedded inverse-cloze benchmark
+    built with the ``benchmark`` settings, e.g. ``{test_queries, train_queries, corpus_size}``, see
+    :func:`maeir.data.retrieval_benchmark.embedded_retrieval_benchmark`), ``split`` (``test``),
+    ``max_queries``, ``metrics`` (default MRR@10, nDCG@10; any :mod:`maeir.retrieval.evaluation` name),
+    ``k`` (retrieval depth, 100), ``batch_size``, and the probe's recipe: ``query_max_length`` (64),
+    ``passage_max_length`` (96), ``pooling`` (``cls``), ``normalize`` (false), ``include_title`` (true).
+
+    Probe (no fine-tuning): the post-trained encoder's pooled ([CLS]) vectors, dot product, exact
+    search over the whole corpus (:func:`~maeir.retrieval.search.retrieve`), scored per query by
+    :func:`~maeir.retrieval.evaluation.evaluate_run` (``ir-measures``; a judged query the run misses
+    counts 0).
+
+    Fine-tuning, stage ``finetune``: ``finetune.driver`` (``finetune_retriever``, default, or
+    ``distill_md2pr``) run with ``finetune.args`` (plus the arm's ``finetune`` overrides) from the arm's
+    model on the folder's train split (``beir`` defaults to the evaluation folder); the trained
+    bi-encoder is then searched with every view it has and scored per query: ``dense_MRR@10``,
+    ``sparse_MRR@10``, ``hybrid_MRR@10``, ... (MD2PR also reports ``false_negatives_masked``, the
+    negatives the dynamic filter masked over the whole run).
+    """
+
+    default_metrics = ("MRR@10", "nDCG@10")
+    drivers = ("finetune_retriever", "distill_md2pr")
+
+    def __init__(self, evaluation: dict[str, Any], finetune: dict[str, Any]) -> None:
+        from ..data.retrieval import load_beir
+        from .evaluate_retrieval import _limit_queries
+
+        self.evaluation = evaluation
+        self.finetune_fields = finetune
+        self.metrics = tuple(evaluation.get("metrics", self.default_metrics))
+        if evaluation.get("beir"):
+            self.beir = str(evaluation["beir"])
+        else:
+            from ..data.retrieval_benchmark import embedded_retrieval_benchmark
+
+            self.beir = str(embedded_retrieval_benchmark(**(evaluation.get("benchmark") or {})))
+        self.split = evaluation.get("split", "test")
+        max_queries = evaluation.get("max_queries")
+        self.data = _limit_queries(
+            load_beir(self.beir, self.split), int(max_queries) if max_queries else None
+        )
+        self.k = int(evaluation.get("k", 100))
+        self.batch_size = int(evaluation.get("batch_size", 64))
+        self.recipe = {
+            "query_max_length": int(evaluation.get("query_max_length", 64)),
+            "passage_max_length": int(evaluation.get("passage_max_length", 96)),
+            "pooling": evaluation.get("pooling", "cls"),
+            "normalize": bool(evaluation.get("normalize", False)),
+            "include_title": bool(evaluation.get("include_title", True)),
+        }
+        self.driver = finetune.get("driver", "finetune_retriever")
+        if self.driver not in self.drivers:
+            raise ConfigError(None, None, f"unknown fine-tuning driver; choose from {self.drivers}", "driver")
+
+    def describe(self) -> dict[str, Any]:
+        from ..retrieval.evaluation import judged_queries
+
+        return {
+            "beir": self.beir,
+            "split": self.split,
+            "documents": len(self.data.corpus),
+            "units": len(judged_queries(self.data.qrels)),
+        }
+
+    def score_runs(self, runs: dict[str, dict], prefix: bool = True):
+        """Metrics and per-query scores of each view's run (names ``{view}_{metric}`` with ``prefix``)."""
+        from ..retrieval.evaluation import evaluate_run
+
+        metrics: dict[str, float] = {}
+        per_unit: dict[str, dict[str, float]] = {}
+        for view, run in runs.items():
+            report = evaluate_run(run, self.data.qrels, self.metrics, per_query=True)
+            for metric in self.metrics:
+                name = f"{view}_{metric}" if prefix else metric
+                metrics[name] = float(report[metric])
+                per_unit[name] = {q: float(v) for q, v in report["per_query"][metric].items()}
+        return metrics, per_unit
+
+    def load(self, model_path: str):
+        """The encoder whose pooled vectors the probe searches with, and its tokenizer."""
+        return load_encoder(model_path)
+
+    def probe_run(self, model, tokenizer) -> dict[str, dict[str, float]]:
+        """The zero-shot dense run of ``model`` (an encoder or a pre-training model) on the test queries."""
+        from ..retrieval.search import retrieve
+
+        encoder = encoder_of(model)
+        was_training = encoder.training
+        try:
+            view = ClsRetrievalView(encoder, **self.recipe)
+            result = retrieve(
+                view, tokenizer, self.data, k=self.k, batch_size=self.batch_size, show_progress=False
+            )
+        finally:
+            encoder.train(was_training)
+        return result["run"]
+
+    def probe(self, model, tokenizer):
+        """Zero-shot MRR@10 / nDCG@10 (and per-query scores) of the pooled vectors, dot product."""
+        return (*self.score_runs({"dense": self.probe_run(model, tokenizer)}, prefix=False), {})
+
+    def finetune_stages(self) -> list[str]:
+        return ["finetune"] if self.finetune_fields.get("args") is not None else []
+
+    def finetune_and_evaluate(
+        self,
+        model_path: str,
+        output_dir: Path,
+        seed: int,
+        stage: str = "finetune",
+        finetune: dict | None = None,
+    ):
+        """Fine-tune (or distil into) a bi-encoder from ``model_path``; score each of its views per query."""
+        from ..modeling.bi_encoder import load_bi_encoder
+        from ..retrieval.search import retrieve
+
+        fields = deep_merge(self.finetune_fields.get("args") or {}, finetune or {})
+        fields.setdefault("beir", self.beir)
+        fields.pop("eval_split", None)  # scored here, per query, on the study's own test queries
+        fields.update(output_dir=str(output_dir), seed=seed, save_strategy="no")
+        if self.driver == "distill_md2pr":
+            from .distill_md2pr import main as driver_main
+
+            fields.pop("model_name_or_path", None)
+            fields["student"] = model_path
+        else:
+            from .finetune_retriever import main as driver_main
+
+            fields["model_name_or_path"] = model_path
+        result = driver_main(to_argv(fields))
+        gc.collect()
+        model, tokenizer = load_bi_encoder(str(output_dir))
+        runs = retrieve(
+            model, tokenizer, self.data, k=self.k, batch_size=self.batch_size, show_progress=False
+        )
+        metrics, per_unit = self.score_runs(runs["runs"])
+        if "false_negatives_masked" in result:
+            metrics["false_negatives_masked"] = float(result["false_negatives_masked"])
+        return metrics, per_unit
+
+
+TASKS = {
+    "response_selection": ResponseSelectionTask,
+    "text_encoder": TextEncoderTask,
+    "retrieval": RetrievalTask,
+}
 
 
 def file_safe(name: str) -> str:
@@ -602,6 +780,7 @@ class StudyRunner:
             "output_dir": str(self.out),
             "base": str(self.out / "base"),
             "tokenizer": str(self.out / "tokenizer"),
+            "teacher": str(self.out / "teacher"),
         }
 
     def build_tokenizer(self) -> None:
@@ -637,14 +816,53 @@ class StudyRunner:
         }  # fmt: skip
         self._save()
 
+    def build_teacher(self, task=None) -> None:
+        """The shared cross-encoder ranker (``teacher:``, :mod:`maeir.drivers.train_reranker`), trained once
+        into ``{teacher}`` on the task's BEIR folder (unless ``beir`` is given); its own evaluation (BM25
+        re-ranked, and BM25 itself) is recorded under ``stages.teacher``."""
+        spec = self.config.get("teacher")
+        folder = self.out / "teacher"
+        if not spec or (folder / "maeir_run.json").is_file():
+            return
+        from .train_reranker import main as train_reranker_main
+
+        fields = substitute(dict(spec["args"]), self.names())
+        if getattr(task, "beir", None):
+            fields.setdefault("beir", task.beir)
+        fields.update(output_dir=str(folder), save_strategy="no")
+        start = time.time()
+        result = train_reranker_main(to_argv(fields))
+        stage: dict[str, Any] = {"wall_time_s": round(time.time() - start, 1), "fields": fields}
+        if result.get("eval"):
+            stage["eval"] = {
+                view: {k: v for k, v in values.items() if isinstance(v, (int, float))}
+                for view, values in result["eval"].get("views", {}).items()
+            }
+        del result
+        gc.collect()
+        self.study.setdefault("stages", {})["teacher"] = stage
+        self._save()
+
     def start_model(self) -> str:
-        """What every arm starts from: the shared base run, or ``post_training.args.model_name_or_path``."""
+        """What every arm starts from: the shared base run, or ``post_training.args.model_name_or_path``
+        (without post-training at all: ``finetune.args.student`` / ``model_name_or_path``)."""
         if self.config.get("base"):
             return str(self.out / "base")
+        if "post_training" not in self.config:
+            args = (self.config.get("finetune") or {}).get("args") or {}
+            return args.get("student") or args.get("model_name_or_path") or "minilm"
         return self.config["post_training"]["args"]["model_name_or_path"]
 
     def run_arm(self, task, arm: str, arm_fields: dict | None, seed: int) -> None:
-        """Post-train (unless the arm is ``null``), probe, then each fine-tuning stage, recording each."""
+        """Post-train (unless the arm is ``null``), probe, then each fine-tuning stage, recording each.
+
+        An arm's ``finetune`` key goes to the task's fine-tuning (merged into its fields); an arm with
+        nothing else is not post-trained."""
+        finetune_overrides = None
+        if isinstance(arm_fields, dict) and "finetune" in arm_fields:
+            arm_fields = dict(arm_fields)
+            finetune_overrides = arm_fields.pop("finetune") or {}
+            arm_fields = arm_fields or None
         run_dir = self.out / "runs" / arm / f"seed{seed}"
         start_model = self.start_model()
         post_dir = run_dir / "post"
@@ -695,7 +913,8 @@ class StudyRunner:
                 continue
             start = time.time()
             ft_dir = run_dir / stage.replace(":", "_")
-            metrics, per_unit = task.finetune_and_evaluate(model_path, ft_dir, seed, stage)
+            extra = {"finetune": finetune_overrides} if finetune_overrides is not None else {}
+            metrics, per_unit = task.finetune_and_evaluate(model_path, ft_dir, seed, stage, **extra)
             gc.collect()
             self._record({
                 "arm": arm, "seed": seed, "stage": stage, "metrics": metrics, "per_unit": per_unit,
@@ -742,9 +961,12 @@ class StudyRunner:
 
     def make_task(self):
         finetune = self.config.get("finetune") or {}
+        evaluation = self.config.get("evaluation") or {}
         if self.config["task"] == "response_selection":
             finetune = finetune.get("args", {})
-        return TASKS[self.config["task"]](self.config.get("evaluation") or {}, finetune)
+        if self.config["task"] == "retrieval":  # fine-tuning fields may name {teacher}, {base}, ...
+            finetune, evaluation = substitute(finetune, self.names()), substitute(evaluation, self.names())
+        return TASKS[self.config["task"]](evaluation, finetune)
 
     def run(self) -> dict[str, Any]:
         if not self.args.report_only:
@@ -752,6 +974,7 @@ class StudyRunner:
             self.study["evaluation_data"] = task.describe()
             self.build_tokenizer()
             self.build_base()
+            self.build_teacher(task)
             only = set(self.args.arms.split(",")) if self.args.arms else None
             for seed in self.config["seeds"]:
                 for arm, fields in self.config["arms"].items():

@@ -1,0 +1,168 @@
+"""The study runner's retrieval task (CoT-MAE v2 and MD2PR studies): smoke runs of both shipped study
+configs, per-query units covering the test queries, and the probe's per-query MRR@10 agreeing with
+``ir-measures`` computed independently on the same run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from maeir.drivers import study as study_driver
+
+REPO = Path(__file__).resolve().parents[1]
+COTMAE = REPO / "configs/study/cotmae_v2_cpu.yaml"
+MD2PR = REPO / "configs/study/md2pr_cpu.yaml"
+
+
+def run_study(config: Path, output_dir: Path) -> dict:
+    return study_driver.main([str(config), "--output_dir", str(output_dir), "--smoke"])
+
+
+def expected_runs(config_path: Path) -> set[tuple[str, int, str]]:
+    config = study_driver.load_study_config(config_path, smoke=True)
+    return {
+        (arm, seed, stage)
+        for arm in config["arms"]
+        for seed in config["seeds"]
+        for stage in ("probe", "finetune")
+    }
+
+
+def judged_test_queries(config_path: Path) -> set[str]:
+    config = study_driver.load_study_config(config_path, smoke=True)
+    return set(study_driver.RetrievalTask(config["evaluation"], {}).data.qrels)
+
+
+def check_units(study: dict, queries: set[str]) -> None:
+    assert study["evaluation_data"]["units"] == len(queries)
+    for run in study["runs"]:
+        assert run["per_unit"], run["stage"]
+        for metric, units in run["per_unit"].items():
+            assert set(units) == queries, (run["arm"], run["stage"], metric)
+            assert all(0.0 <= v <= 1.0 for v in units.values())
+            mean = sum(units.values()) / len(units)
+            assert mean == pytest.approx(run["metrics"][metric], abs=1e-12)  # every query weighs the same
+
+
+@pytest.fixture(scope="module")
+def cotmae_smoke(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("cotmae_v2_study")
+    return out, run_study(COTMAE, out)
+
+
+def test_cotmae_v2_smoke_runs_every_arm_seed_and_stage(cotmae_smoke):
+    out, study = cotmae_smoke
+    expected = expected_runs(COTMAE)
+    assert {(r["arm"], r["seed"], r["stage"]) for r in study["runs"]} == expected
+    assert len(json.loads((out / "study.json").read_text())["runs"]) == len(expected)
+    assert set(study["arms"]) == {"none", "mlm", "cotmae_v2", "dense_view", "no_ar_dec", "no_ae_dec"}
+    check_units(study, judged_test_queries(COTMAE))
+    for run in study["runs"]:
+        if run["stage"] == "probe":
+            assert set(run["metrics"]) == {"MRR@10", "nDCG@10"}
+        else:  # the hybrid fine-tuned model is scored in each of its views
+            assert set(run["metrics"]) == {
+                f"{v}_{m}" for v in ("dense", "sparse", "hybrid") for m in ("MRR@10", "nDCG@10")
+            }
+    none = next(r for r in study["runs"] if r["arm"] == "none" and r["stage"] == "probe")
+    for run in study["runs"]:  # probe curve: the base at step 0, every probe_every steps, the last step
+        if run["stage"] == "probe" and run["arm"] != "none":
+            assert [p["step"] for p in run["curve"]] == [0, 2, 4]
+            assert run["curve"][0]["MRR@10"] == none["metrics"]["MRR@10"]
+            assert run["curve"][-1]["MRR@10"] == run["metrics"]["MRR@10"]
+    assert "no_ae_dec" in (out / "report.md").read_text()
+
+
+def test_probe_per_query_mrr_is_ir_measures_on_the_same_run(cotmae_smoke):
+    """The probe's MRR@10 and its per-query scores equal ir-measures' RR@10 computed on the probe's run."""
+    import ir_measures
+
+    out, study = cotmae_smoke
+    config = study_driver.load_study_config(COTMAE, smoke=True)
+    task = study_driver.RetrievalTask(config["evaluation"], {})
+    encoder, tokenizer = task.load(str(out / "base"))
+    run = task.probe_run(encoder, tokenizer)
+    metrics, per_unit, _ = task.probe(encoder, tokenizer)
+    none = next(r for r in study["runs"] if r["arm"] == "none" and r["stage"] == "probe")
+    assert metrics == pytest.approx(none["metrics"], abs=1e-12)  # the recorded probe of the base
+    qrels = [ir_measures.Qrel(q, d, r) for q, docs in task.data.qrels.items() for d, r in docs.items()]
+    scored = [ir_measures.ScoredDoc(q, d, s) for q, docs in run.items() for d, s in docs.items()]
+    reference = {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.RR @ 10], qrels, scored)}
+    reference = {q: reference.get(q, 0.0) for q in task.data.qrels}  # a query without results scores 0
+    assert per_unit["MRR@10"] == pytest.approx(reference, abs=1e-12)
+    assert metrics["MRR@10"] == pytest.approx(sum(reference.values()) / len(reference), abs=1e-12)
+    assert sum(per_unit["MRR@10"].values()) / len(per_unit["MRR@10"]) == pytest.approx(
+        metrics["MRR@10"], abs=1e-12
+    )
+
+
+@pytest.fixture(scope="module")
+def md2pr_smoke(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("md2pr_study")
+    return out, run_study(MD2PR, out)
+
+
+def test_md2pr_smoke_runs_every_arm_with_its_terms(md2pr_smoke):
+    out, study = md2pr_smoke
+    expected = expected_runs(MD2PR)
+    assert {(r["arm"], r["seed"], r["stage"]) for r in study["runs"]} == expected
+    assert set(study["arms"]) == {"contrastive", "kl", "word_level", "fn_filtering", "md2pr"}
+    check_units(study, judged_test_queries(MD2PR))
+    # the teacher is trained once, into {teacher}, and its own evaluation recorded (BM25 and re-ranked)
+    assert (out / "teacher" / "maeir_run.json").is_file()
+    assert {"rerank", "first_stage"} <= set(study["stages"]["teacher"]["eval"])
+    probes = [r for r in study["runs"] if r["stage"] == "probe"]
+    assert len({r["metrics"]["MRR@10"] for r in probes}) == 1  # no post-training: one student for all
+    finetuned = {r["arm"]: r for r in study["runs"] if r["stage"] == "finetune"}
+    for run in finetuned.values():
+        assert {"dense_MRR@10", "dense_nDCG@10", "false_negatives_masked"} <= set(run["metrics"])
+        assert not any(m.startswith(("sparse_", "hybrid_")) for m in run["metrics"])  # a dense student
+    # the filter masks negatives only in the arms that have it on
+    assert finetuned["contrastive"]["metrics"]["false_negatives_masked"] == 0
+    assert finetuned["kl"]["metrics"]["false_negatives_masked"] == 0
+    # each arm trained with its own terms (the distillation config saved next to the student is gone
+    # with the run folder; the terms are in the protocol)
+    arms = study["protocol"]["arms"]
+    assert arms["contrastive"]["finetune"] == {
+        "kl_weight": 0.0,
+        "word_level_weight": 0.0,
+        "false_negative_filtering": False,
+    }
+    assert "dense_MRR@10" in (out / "report.md").read_text()
+
+
+def test_an_arm_with_only_finetune_fields_is_not_post_trained(tmp_path, monkeypatch):
+    """``{finetune: {...}}`` arms skip post-training and hand their fields to the task's fine-tuning."""
+    config = tmp_path / "s.yaml"
+    config.write_text(
+        "name: s\ntask: retrieval\nseeds: [3]\ncontrol: a\nheadline_metric: MRR@10\n"
+        "arms: {a: {finetune: {kl_weight: 0.5}}}\n"
+        "finetune: {driver: distill_md2pr, args: {student: some_student, kl_weight: 1.0}}\n"
+    )
+    calls = []
+
+    class FakeTask:
+        def describe(self):
+            return {}
+
+        def load(self, path):
+            calls.append(("load", path))
+            return None, None
+
+        def probe(self, model, tokenizer):
+            return {"MRR@10": 0.5}, {"MRR@10": {"q": 0.5}}, {}
+
+        def finetune_stages(self):
+            return ["finetune"]
+
+        def finetune_and_evaluate(self, model_path, output_dir, seed, stage, finetune=None):
+            calls.append(("finetune", model_path, seed, finetune))
+            return {"dense_MRR@10": 0.25}, {"dense_MRR@10": {"q": 0.25}}
+
+    monkeypatch.setattr(study_driver.StudyRunner, "make_task", lambda self: FakeTask())
+    monkeypatch.setattr(study_driver, "run_pretraining", lambda *a, **k: pytest.fail("post-trained"))
+    study = study_driver.main([str(config), "--output_dir", str(tmp_path / "out")])
+    assert calls == [("load", "some_student"), ("finetune", "some_student", 3, {"kl_weight": 0.5})]
+    assert [(r["arm"], r["stage"]) for r in study["runs"]] == [("a", "probe"), ("a", "finetune")]
