@@ -867,6 +867,15 @@ class StudyRunner:
         start_model = self.start_model()
         post_dir = run_dir / "post"
         model_path = start_model if arm_fields is None else str(post_dir)
+        pending = [stage for stage in task.finetune_stages() if not self._done(arm, seed, stage)]
+        if arm_fields is not None and pending and not (post_dir / "maeir_run.json").is_file():
+            # the post-trained model of a finished probe is gone (a kill after clean-up, or a copied
+            # study.json): post-train it again (same seed, same result) and record the probe anew
+            self.study["runs"] = [
+                r
+                for r in self.study["runs"]
+                if not (r["arm"] == arm and r["seed"] == seed and r["stage"] == "probe")
+            ]
         if not self._done(arm, seed, "probe"):
             start = time.time()
             steps, curve = 0, []
