@@ -83,7 +83,9 @@ class StudyArguments:
     smoke: bool = field(
         default=False, metadata={"help": "Merge the config's `smoke:` values in: a tiny run (tests)."}
     )
-    seeds: str | None = field(default=None, metadata={"help": "Override the seeds, e.g. '1,2'."})
+    seeds: str | None = field(
+        default=None, metadata={"help": "Run only these of the protocol's seeds now, e.g. '1,2' (resumable)."}
+    )
     arms: str | None = field(default=None, metadata={"help": "Run only these arms (comma-separated)."})
     protocol_change: str | None = field(
         default=None,
@@ -710,8 +712,13 @@ class StudyRunner:
     def __init__(self, args: StudyArguments) -> None:
         self.args = args
         self.config = load_study_config(args.config, smoke=args.smoke)
-        if args.seeds:
-            self.config["seeds"] = [int(s) for s in args.seeds.split(",")]
+        # --seeds / --arms choose what this invocation runs; the protocol (and its hash) stays the config's
+        self.run_seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else self.config["seeds"]
+        unknown = sorted(set(self.run_seeds) - set(self.config["seeds"]))
+        if unknown:
+            raise ConfigError(
+                None, None, f"seeds {unknown} are not in the protocol's {self.config['seeds']}", "seeds"
+            )
         self.out = Path(args.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         self.study = self._load_or_start()
@@ -758,8 +765,6 @@ class StudyRunner:
         parts = ["python scripts/study.py", self.args.config, "--output_dir", self.args.output_dir]
         if self.args.smoke:
             parts.append("--smoke")
-        if self.args.seeds:
-            parts += ["--seeds", self.args.seeds]
         return " ".join(parts)
 
     def _save(self) -> None:
@@ -985,7 +990,7 @@ class StudyRunner:
             self.build_base()
             self.build_teacher(task)
             only = set(self.args.arms.split(",")) if self.args.arms else None
-            for seed in self.config["seeds"]:
+            for seed in self.run_seeds:
                 for arm, fields in self.config["arms"].items():
                     if only is None or arm in only:
                         self.run_arm(task, arm, fields, seed)
