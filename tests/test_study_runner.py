@@ -91,11 +91,7 @@ def test_resume_skips_finished_runs_and_redoes_the_missing_one(dial_mae_smoke, m
     def counting(self, task, arm, fields, seed):
         before = {id(r) for r in self.study["runs"]}
         real(self, task, arm, fields, seed)
-        calls.extend(
-            (r["arm"], r["seed"], r["stage"])
-            for r in self.study["runs"]
-            if id(r) not in before
-        )
+        calls.extend((r["arm"], r["seed"], r["stage"]) for r in self.study["runs"] if id(r) not in before)
 
     monkeypatch.setattr(study_driver.StudyRunner, "run_arm", counting)
     resumed = run_study("dial_mae_cpu.yaml", out)
@@ -187,3 +183,20 @@ def test_mae_lm_smoke(tmp_path):
             assert len(ranks) == 3 and all(r > 1.0 for r in ranks)  # embeddings + 2 layers
             assert run["metrics"]["heldout_mlm_loss"] > 0
     assert (tmp_path / "report.md").is_file()
+
+
+def test_seeds_option_runs_a_subset_of_the_protocol(tmp_path):
+    config = str(REPO / "configs/study/dial_mae_cpu.yaml")
+    runner = study_driver.StudyRunner(
+        study_driver.StudyArguments(config=config, output_dir=str(tmp_path / "a"), smoke=True, seeds="2")
+    )
+    full = study_driver.StudyRunner(
+        study_driver.StudyArguments(config=config, output_dir=str(tmp_path / "b"), smoke=True)
+    )
+    assert runner.run_seeds == [2] and full.run_seeds == [1, 2]
+    assert runner.study["protocol_hash"] == full.study["protocol_hash"]  # same protocol, fewer seeds now
+    assert "--seeds" not in runner.study["command"]
+    with pytest.raises(ConfigError, match="not in the protocol"):
+        study_driver.StudyRunner(
+            study_driver.StudyArguments(config=config, output_dir=str(tmp_path / "c"), smoke=True, seeds="7")
+        )
