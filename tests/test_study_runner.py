@@ -53,6 +53,9 @@ def test_dial_mae_smoke_runs_every_arm_seed_and_stage(dial_mae_smoke):
         assert run["curve"][-1]["R@1"] == run["metrics"]["R@1"]
     none = [r for r in study["runs"] if r["stage"] == "probe" and r["arm"] == "none"]
     assert len({r["metrics"]["R@1"] for r in none}) == 1  # the base is scored the same for every seed
+    # ... probed once (the probe of an unchanged start model is deterministic), shared by the other seeds
+    assert ["shared_from" in r for r in none] == [False] + [True] * (len(none) - 1)
+    assert all(r["per_unit"] == none[0]["per_unit"] for r in none)
     for run in probes:  # ... and every post-trained arm starts from that base
         assert run["curve"][0]["R@1"] == none[0]["metrics"]["R@1"]
     report = (out / "report.md").read_text()

@@ -881,6 +881,13 @@ class StudyRunner:
                 for r in self.study["runs"]
                 if not (r["arm"] == arm and r["seed"] == seed and r["stage"] == "probe")
             ]
+        if not self._done(arm, seed, "probe") and arm_fields is None:
+            shared = self._start_probe()
+            if shared is not None:  # deterministic: the same start model, already probed by another arm/seed
+                self._record({
+                    **shared, "arm": arm, "seed": seed, "wall_time_s": 0.0,
+                    "shared_from": f"{shared['arm']}/seed{shared['seed']}",
+                })  # fmt: skip
         if not self._done(arm, seed, "probe"):
             start = time.time()
             steps, curve = 0, []
@@ -939,6 +946,13 @@ class StudyRunner:
         finished = all(self._done(arm, seed, stage) for stage in ["probe", *task.finetune_stages()])
         if finished and not self.args.keep_models and post_dir.is_dir():
             shutil.rmtree(post_dir, ignore_errors=True)
+
+    def _start_probe(self) -> dict[str, Any] | None:
+        """A recorded probe of the start model itself (an arm without post-training), if any."""
+        for run in self.study["runs"]:
+            if run["stage"] == "probe" and not run.get("post_train_steps") and "shared_from" not in run:
+                return run
+        return None
 
     def report(self) -> None:
         """Rewrite report.md and the plots from ``study.json`` (main process only)."""
