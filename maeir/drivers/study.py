@@ -91,6 +91,13 @@ class StudyArguments:
         default=None,
         metadata={"help": "Accept a changed protocol for an existing study; the reason goes in the report."},
     )
+    redo_stages: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --protocol_change: stages (comma-separated, e.g. 'finetune') whose recorded runs are "
+            "moved to `superseded_runs` (kept in study.json and the report) and run again under the new protocol."
+        },
+    )
     keep_models: bool = field(
         default=False, metadata={"help": "Keep every run's model folders (default: delete after scoring)."}
     )
@@ -741,6 +748,17 @@ class StudyRunner:
                     f"-> {digest})"
                 )
                 study["protocol"], study["protocol_hash"] = self.config, digest
+                redo = set(self.args.redo_stages.split(",")) if self.args.redo_stages else set()
+                if redo:
+                    moved = [r for r in study["runs"] if r["stage"] in redo]
+                    for run in moved:
+                        run["superseded_by"] = digest
+                    study.setdefault("superseded_runs", []).extend(moved)
+                    study["runs"] = [r for r in study["runs"] if r["stage"] not in redo]
+            elif self.args.redo_stages:
+                raise ConfigError(
+                    None, None, "--redo_stages needs a changed protocol and --protocol_change", "redo_stages"
+                )
             return study
         c = self.config
         return {

@@ -228,6 +228,20 @@ def write_report(
     lines += ["## Protocol changes", ""]
     lines += [f"- {c}" for c in changes] if changes else ["None."]
     lines.append("")
+    superseded = study.get("superseded_runs") or []
+    if superseded:
+        lines += [
+            "Runs superseded by a protocol change (not in the tables above; kept as they came out):",
+            "",
+            "| arm | seed | stage | metrics | superseded by protocol |",
+            "|---|---|---|---|---|",
+        ]
+        for run in superseded:
+            metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in run.get("metrics", {}).items())
+            lines.append(
+                f"| `{run['arm']}` | {run['seed']} | {run['stage']} | {metrics} | {run.get('superseded_by', '')} |"
+            )
+        lines.append("")
     pngs = (
         sorted(p for p in output_dir.rglob("*.png") if not p.name.startswith("."))
         if output_dir.is_dir()
