@@ -4,6 +4,7 @@ guard, and the MLM control of the Dial-MAE study (decoder loss weight 0) being p
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -202,4 +203,37 @@ def test_seeds_option_runs_a_subset_of_the_protocol(tmp_path):
     with pytest.raises(ConfigError, match="not in the protocol"):
         study_driver.StudyRunner(
             study_driver.StudyArguments(config=config, output_dir=str(tmp_path / "c"), smoke=True, seeds="7")
+        )
+
+
+def test_redo_stages_moves_the_changed_stage_to_superseded_runs(dial_mae_smoke, tmp_path):
+    out, study = dial_mae_smoke
+    copy = tmp_path / "study"
+    shutil.copytree(out, copy)
+    config = (REPO / "configs/study/dial_mae_cpu.yaml").read_text().replace("max_steps: 4,", "max_steps: 6,")
+    changed = tmp_path / "dial_mae_cpu.yaml"
+    changed.write_text(config)
+    before = json.loads((copy / "study.json").read_text())
+    runner = study_driver.StudyRunner(
+        study_driver.StudyArguments(
+            config=str(changed), output_dir=str(copy), smoke=True,
+            protocol_change="fine-tuning budget", redo_stages="finetune",
+        )
+    )  # fmt: skip
+    moved = runner.study["superseded_runs"]
+    assert {(r["arm"], r["seed"]) for r in moved} == {
+        (r["arm"], r["seed"]) for r in before["runs"] if r["stage"] == "finetune"
+    }
+    assert all(r["superseded_by"] == runner.study["protocol_hash"] for r in moved)
+    assert [r for r in runner.study["runs"] if r["stage"] == "finetune"] == []
+    assert len(runner.study["runs"]) == len([r for r in before["runs"] if r["stage"] == "probe"])
+    assert "fine-tuning budget" in runner.study["protocol_changes"][-1]
+    with pytest.raises(ConfigError, match="redo_stages"):  # only together with a changed protocol
+        study_driver.StudyRunner(
+            study_driver.StudyArguments(
+                config=str(REPO / "configs/study/dial_mae_cpu.yaml"),
+                output_dir=str(copy),
+                smoke=True,
+                redo_stages="finetune",
+            )  # fmt: skip
         )
