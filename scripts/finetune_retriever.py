@@ -9,7 +9,10 @@
 See maeir/drivers/finetune_retriever.py.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.finetune_retriever import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))
