@@ -15,4 +15,5 @@ from maeir.drivers import run_cli
 from maeir.drivers.response_selection import evaluate_main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(evaluate_main))
+    if status := run_cli(evaluate_main):
+        sys.exit(status)

@@ -18,4 +18,5 @@ from maeir.drivers import run_cli
 from maeir.drivers.response_selection import finetune_main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(finetune_main))
+    if status := run_cli(finetune_main):
+        sys.exit(status)

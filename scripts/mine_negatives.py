@@ -13,4 +13,5 @@ from maeir.drivers import run_cli
 from maeir.drivers.mine_negatives import main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    if status := run_cli(main):
+        sys.exit(status)

@@ -69,14 +69,26 @@ def check_real_tokens(dataset: Any, tokenizer: Any, source: str, sample: int = 2
     unknown tokens: a file of NUL bytes or control characters would train on nothing with loss 0)."""
     if len(dataset) == 0:
         raise ConfigError(source, None, "no training example after tokenisation", field="train_file")
-    columns = [c for c in dataset.column_names if c.endswith("ids") and c != "word_ids"]
     rows = dataset.select(range(min(sample, len(dataset))))
     special = set(tokenizer.all_special_ids)
+    seen_ids = False
+
+    def real(value: Any, key: str = "") -> bool:
+        nonlocal seen_ids
+        if isinstance(value, dict):
+            return any(real(v, k) for k, v in value.items())
+        if not key.endswith("ids") or key == "word_ids":
+            return False
+        seen_ids = True
+        if isinstance(value, int):
+            return value not in special
+        return isinstance(value, list) and any(real(i, key) for i in value)
+
     for row in rows:
-        for column in columns:
-            ids = row[column]
-            if isinstance(ids, list) and any(isinstance(i, int) and i not in special for i in ids):
-                return
+        if real(row):
+            return
+    if not seen_ids:  # no token ids to inspect (the collator tokenises)
+        return
     raise ConfigError(
         source,
         None,
