@@ -9,6 +9,7 @@ exactly the same thing.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import os
@@ -20,13 +21,18 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser
 
-from .errors import ConfigError
+from .errors import ConfigError, set_config_sources
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def read_config_file(path: str | os.PathLike) -> dict[str, tuple[Any, int]]:
-    """Read a flat YAML or JSON mapping as ``{key: (value, line)}`` (lines are 1-based)."""
+def read_config_file(
+    path: str | os.PathLike, nested: dict[str, int | None] | None = None
+) -> dict[str, tuple[Any, int]]:
+    """Read a flat YAML or JSON mapping as ``{key: (value, line)}`` (lines are 1-based).
+
+    ``nested`` (if given) receives the lines of the keys of mapping values as ``{"key.sub": line}``.
+    """
     path = os.fspath(path)
     try:
         text = open(path, encoding="utf-8").read()
@@ -42,6 +48,10 @@ def read_config_file(path: str | os.PathLike) -> dict[str, tuple[Any, int]]:
             raise ConfigError(path, err.lineno, f"invalid JSON: {err.msg}") from None
         if not isinstance(data, dict):
             raise ConfigError(path, 1, "a config file must hold a mapping of field: value")
+        if nested is not None:
+            for key, value in data.items():
+                for sub in value if isinstance(value, dict) else ():
+                    nested[f"{key}.{sub}"] = _json_key_line(text, sub)
         return {key: (value, _json_key_line(text, key)) for key, value in data.items()}
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -61,6 +71,9 @@ def read_config_file(path: str | os.PathLike) -> dict[str, tuple[Any, int]]:
             raise ConfigError(path, line, "duplicate key", field=key)
         value = yaml.SafeLoader(yaml.serialize(value_node)).get_single_data()
         out[key] = (value, line)
+        if nested is not None and isinstance(value_node, yaml.MappingNode):
+            for sub_node, _ in value_node.value:
+                nested[f"{key}.{sub_node.value}"] = sub_node.start_mark.line + 1
     return out
 
 
@@ -98,7 +111,7 @@ def _check_value(parser: HfArgumentParser, path: str, key: str, value: Any, line
         )
         try:
             converted = action.type(raw) if action.type is not None else raw
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as err:
             raise ConfigError(path, line, f"invalid value {item!r} ({err})", field=key) from None
         if action.choices is not None and converted not in action.choices and raw not in action.choices:
             raise ConfigError(
@@ -113,22 +126,94 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     """Parse ``[CONFIG.yaml|CONFIG.json] [--field value ...]`` into the given dataclasses.
 
     The command line overrides the file. Raises :class:`ConfigError` for unknown keys and bad values
-    in the file (with file and line), and exits with argparse's message for a bad command line.
+    in the file (with file and line) and for values out of range (:data:`VALUE_RANGES`; with the file
+    and line, or the command-line argument), and exits with argparse's message for a bad command line.
+    Records where each field came from, so that later errors about a field name the file and line
+    (:func:`maeir.errors.config_source`).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser(tuple(dataclass_types))
     file_argv: list[str] = []
+    sources: dict[str, tuple[str, int | None]] = {}
     if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
         path = argv.pop(0)
         known = {action.dest for action in parser._actions}
-        for key, (value, line) in read_config_file(path).items():
+        nested: dict[str, int | None] = {}
+        for key, (value, line) in read_config_file(path, nested).items():
             if key not in known:
                 close = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ConfigError(path, line, f"unknown field{hint}", field=key)
             _check_value(parser, path, key, value, line)
             file_argv += _to_argv(key, value)
-    return parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False)
+            sources[key] = (path, line)
+        sources.update({key: (path, line) for key, line in nested.items()})
+    on_command_line = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    set_config_sources(
+        {key: where for key, where in sources.items() if key.split(".", 1)[0] not in on_command_line}
+    )
+    try:
+        parsed = parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False)
+    except ValueError as err:  # a dataclass's own __post_init__ check (TrainingArguments, ...)
+        dests = sorted({action.dest for action in parser._actions}, key=len, reverse=True)
+        named = [d for d in dests if re.search(rf"\b{re.escape(d)}\b", str(err))]
+        raise ConfigError(None, None, str(err), field=named[0] if named else None) from None
+    for instance in parsed:
+        check_value_ranges(instance)
+    return parsed
+
+
+#: ``field: (lowest, lowest allowed?, highest, highest allowed?)`` checked on every parsed dataclass
+#: that has the field (None: unbounded on that side; a None value is not checked).
+VALUE_RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    "learning_rate": (0, False, None, False),
+    "weight_decay": (0, True, None, False),
+    "warmup_ratio": (0, True, 1, True),
+    "warmup_steps": (0, True, None, False),
+    "max_grad_norm": (0, True, None, False),
+    "num_train_epochs": (0, False, None, False),
+    "per_device_train_batch_size": (1, True, None, False),
+    "per_device_eval_batch_size": (1, True, None, False),
+    "gradient_accumulation_steps": (1, True, None, False),
+    "save_total_limit": (1, True, None, False),
+    "max_seq_length": (2, True, None, False),
+    "max_train_samples": (1, True, None, False),
+    "max_eval_groups": (1, True, None, False),
+    "max_groups": (1, True, None, False),
+    "group_size": (1, True, None, False),
+    "eval_group_size": (1, True, None, False),
+    "num_negatives": (0, True, None, False),
+    "batch_size": (1, True, None, False),
+    "eval_batch_size": (1, True, None, False),
+    "context_max_length": (2, True, None, False),
+    "response_max_length": (2, True, None, False),
+    "query_max_length": (2, True, None, False),
+    "passage_max_length": (2, True, None, False),
+    "temperature": (0, False, None, False),
+    "seed": (0, True, 2**32 - 1, True),
+    "dataloader_num_workers": (0, True, None, False),
+}
+
+
+def check_value_ranges(instance: Any) -> None:
+    """Raise :class:`ConfigError` for a field of ``instance`` outside :data:`VALUE_RANGES`."""
+    max_steps = getattr(instance, "max_steps", None)
+    if isinstance(max_steps, int) and max_steps < -1:
+        raise ConfigError(
+            None, None, f"must be > 0 (or -1: train num_train_epochs), got {max_steps}", "max_steps"
+        )
+    for name, (low, low_ok, high, high_ok) in VALUE_RANGES.items():
+        value = getattr(instance, name, None)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value != value:  # NaN
+            raise ConfigError(None, None, "must be a number, got nan", field=name)
+        if low is not None and (value < low or (value == low and not low_ok)):
+            raise ConfigError(None, None, f"must be {'>=' if low_ok else '>'} {low}, got {value}", field=name)
+        if high is not None and (value > high or (value == high and not high_ok)):
+            raise ConfigError(
+                None, None, f"must be {'<=' if high_ok else '<'} {high}, got {value}", field=name
+            )
 
 
 def parse_key_values(text: str | dict | None, *, source: str = "--method_config") -> dict[str, Any]:

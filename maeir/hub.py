@@ -155,6 +155,61 @@ def check_config_loads(folder: str | os.PathLike) -> Any:
         ) from None
 
 
+def check_model_loads(folder: str | os.PathLike) -> None:
+    """Load ``folder`` exactly as users will: read every tensor of every safetensors file (truncated
+    or non-finite weights are refused), then ``from_pretrained`` with the class its ``config.json``
+    names; refuse weights that do not fit that config (another architecture's config.json, tensors
+    missing, unexpected or of another shape), naming the tensors."""
+    import torch
+    import transformers
+    from safetensors import safe_open
+
+    from . import modeling  # noqa: F401  (registers maeir's architectures)
+
+    folder = Path(folder)
+    config = check_config_loads(folder)
+    weights = sorted(folder.glob("*.safetensors"))
+    stored: set[str] = set()
+    for path in weights:
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                for name in handle.keys():
+                    tensor = handle.get_tensor(name)
+                    stored.add(name)
+                    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                        raise HubUploadError(f"{path}: tensor {name!r} holds NaN or infinite values")
+        except HubUploadError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a file that does not read is damaged
+            raise HubUploadError(f"{path}: the weights do not read ({err})") from None
+    architectures = list(getattr(config, "architectures", None) or [])
+    model_class = next(
+        (getattr(module, name) for name in architectures for module in (transformers, modeling)
+         if hasattr(module, name)),
+        transformers.AutoModel,
+    )  # fmt: skip
+    try:
+        model, info = model_class.from_pretrained(
+            str(folder), local_files_only=True, use_safetensors=True, output_loading_info=True
+        )
+    except Exception as err:  # noqa: BLE001 - any failure means users could not load it either
+        raise HubUploadError(
+            f"{folder} does not load with {model_class.__name__}.from_pretrained: {err}"
+        ) from None
+    problems = {
+        "missing from the weights": sorted(k for k in info.get("missing_keys", []) if "position_ids" not in k),
+        "in the weights but not in the model": sorted(info.get("unexpected_keys", [])),
+        "of another shape": sorted(str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", [])),
+    }  # fmt: skip
+    problems = {what: names for what, names in problems.items() if names}
+    if problems:
+        detail = "; ".join(f"{len(names)} tensors {what}: {names[:5]}" for what, names in problems.items())
+        raise HubUploadError(
+            f"{folder}: the weights do not fit config.json ({type(config).__name__}, {model_class.__name__}): {detail}"
+        )
+    del model
+
+
 # ---------------------------------------------------------------------------------------------
 # The card
 
@@ -275,9 +330,9 @@ def build_upload_folder(
             shutil.copy2(source, target)
         (staging / "README.md").write_text(card.content, encoding="utf-8")
         (staging / UPLOAD_MARKER).write_text(f"built from {run_dir.resolve()} ({what})\n", encoding="utf-8")
-        check_config_loads(staging)
+        check_model_loads(staging)
         if what == "full" and (staging / ENCODER_DIR / "config.json").is_file():
-            check_config_loads(staging / ENCODER_DIR)
+            check_model_loads(staging / ENCODER_DIR)
     return out_dir
 
 

@@ -1,7 +1,10 @@
 """Atomic file and folder writes: a crash mid-write never leaves a half-written file behind.
 
 Files are written to a temporary sibling and moved into place with ``os.replace`` (atomic on POSIX
-within one filesystem); folders are built in a staging sibling and renamed into place.
+within one filesystem); folders are built in a staging sibling and renamed into place. A folder is
+removed by renaming it to a ``.trash-*`` sibling first, so a crash mid-removal never leaves a
+half-deleted folder under its own name. Files and folders get the permissions of the process umask
+(like every other tool), not the 0600/0700 of ``tempfile``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,57 @@ from pathlib import Path
 from typing import Any
 
 STAGING_PREFIX = ".staging-"
+TRASH_PREFIX = ".trash-"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(directory: bool = False) -> int:
+    """The mode a new file (0666) or folder (0777) gets under the process umask."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def make_staging_directory(parent: str | os.PathLike, prefix: str) -> Path:
+    """A fresh staging folder in ``parent`` with the umask's permissions (``mkdtemp`` makes it 0700)."""
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(staging, umask_mode(directory=True))
+    return staging
+
+
+def apply_umask(folder: str | os.PathLike) -> None:
+    """Give every file and folder under ``folder`` (itself included) the umask's permissions.
+
+    Some writers (``tempfile``, the safetensors writer of recent ``transformers``) create files 0600;
+    run folders are meant to be shared like any other tool's output.
+    """
+    folder = Path(folder)
+    file_mode, dir_mode = umask_mode(), umask_mode(directory=True)
+    os.chmod(folder, dir_mode)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), dir_mode)
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                os.chmod(path, file_mode)
+
+
+def remove_directory(path: str | os.PathLike) -> None:
+    """Delete a folder crash-safely: rename it to a ``.trash-*`` sibling, then delete that.
+
+    A kill at any moment leaves either the complete folder or nothing under its name (a leftover
+    ``.trash-*`` folder is removed by :func:`remove_stale_staging`).
+    """
+    path = Path(path)
+    trash = path.parent / f"{TRASH_PREFIX}{path.name}-{os.getpid()}"
+    if trash.exists():
+        shutil.rmtree(trash, ignore_errors=True)
+    os.replace(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -24,6 +78,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, umask_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -49,12 +104,13 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{path.name}-", dir=path.parent))
+    staging = make_staging_directory(path.parent, f"{STAGING_PREFIX}{path.name}-")
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    apply_umask(staging)
     replace_directory(staging, path)
 
 
@@ -91,12 +147,16 @@ def move_contents_into(src: str | os.PathLike, dst: str | os.PathLike) -> None:
 
 
 def remove_stale_staging(folder: str | os.PathLike) -> list[Path]:
-    """Delete staging folders that a killed run left in ``folder``; return what was removed."""
+    """Delete the staging and trash folders that a killed run left in ``folder``; return what was removed.
+
+    Only call it while holding the folder's run lock (:mod:`maeir.run_folder`): another run's staging
+    folder is work in progress.
+    """
     folder = Path(folder)
     removed = []
     if folder.is_dir():
         for entry in folder.iterdir():
-            if entry.name.startswith(STAGING_PREFIX) and entry.is_dir():
+            if entry.name.startswith((STAGING_PREFIX, TRASH_PREFIX)) and entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
     return removed

@@ -6,7 +6,11 @@
 See maeir/drivers/encode_corpus.py.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.encode_corpus import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

@@ -8,7 +8,11 @@
 Writes D/run.trec and D/metrics.json (MRR@10, nDCG@10, R@100, R@1000). See maeir/drivers/evaluate_retrieval.py.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.evaluate_retrieval import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

@@ -7,7 +7,11 @@
 Writes OUTPUT_DIR/metrics.json (and the fine-tuned model); see maeir.drivers.classification.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.classification import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

@@ -12,7 +12,11 @@ Trains from a file in the Ubuntu v1 line format (label \t turn ... \t response):
 `maeir.modeling.load_bi_encoder(OUTPUT_DIR)` loads back with its encoding recipe.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.response_selection import finetune_main
 
 if __name__ == "__main__":
-    finetune_main()
+    if status := run_cli(finetune_main):
+        sys.exit(status)

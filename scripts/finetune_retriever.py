@@ -9,7 +9,11 @@
 See maeir/drivers/finetune_retriever.py.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.finetune_retriever import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

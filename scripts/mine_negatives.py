@@ -7,7 +7,11 @@
 See maeir/drivers/mine_negatives.py.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.mine_negatives import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

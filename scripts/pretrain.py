@@ -8,7 +8,11 @@ Writes OUTPUT_DIR/ (the full model, AutoModelForMaskedLM after `import maeir`), 
 (plain backbone checkpoint) and OUTPUT_DIR/README.md (model card).
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.pretrain import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

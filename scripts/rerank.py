@@ -6,7 +6,11 @@
 Metrics (MRR@10, nDCG@10, R@100, R@1000) as scripts/evaluate_retrieval.py. See maeir/drivers/rerank.py.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.rerank import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

@@ -8,7 +8,11 @@ that model -> fine-tune again from the post-trained checkpoint -> evaluate (dens
 See maeir/drivers/retrieval_pipeline.py.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.retrieval_pipeline import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

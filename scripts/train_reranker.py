@@ -8,7 +8,11 @@
 See maeir/drivers/train_reranker.py.
 """
 
+import sys
+
+from maeir.drivers import run_cli
 from maeir.drivers.train_reranker import main
 
 if __name__ == "__main__":
-    main()
+    if status := run_cli(main):
+        sys.exit(status)

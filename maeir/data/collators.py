@@ -4,26 +4,20 @@ Each collator takes features with ``input_ids`` (already tokenised and truncated
 included; optional ``word_ids`` with -1/None for special tokens) and returns the keys that the
 matching model's ``forward`` takes.
 
-Randomness comes from the collator's own ``torch.Generator``: seeded from ``seed``, or drawn from torch's
-global generator when the collator is built (so ``set_seed`` before building makes runs repeatable).
-The collator remembers its generator state before each of its recent calls; at a checkpoint
-:class:`maeir.trainers.PretrainingTrainer` saves the state from before the first batch that training
-has not consumed yet (the data loader collates ahead of training) and restores it on resume, so a
-resumed run draws exactly the masks of an uninterrupted one (with ``dataloader_num_workers=0``). In
-``DataLoader`` worker processes the generator is re-seeded from the worker's seed, so workers never
-draw identical masks.
+Randomness comes from the collator's own ``torch.Generator``, checkpointed and restored on resume:
+see :mod:`maeir.data.generator_state`.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .generator_state import CheckpointedRandomness
 from .masking import WordBoundaries, mlm_labels, remove_masked_tokens, replace_masked, whole_word_mask
 
 
@@ -61,7 +55,7 @@ def pad_sequences(
     return ids, attention
 
 
-class MaskingCollator:
+class MaskingCollator(CheckpointedRandomness):
     """Shared part of the masking collators: padding and whole-word selection.
 
     Args:
@@ -89,46 +83,7 @@ class MaskingCollator:
         self.whole_word_mask = whole_word_mask
         self.pad_to_multiple_of = pad_to_multiple_of
         self.boundaries = WordBoundaries.from_tokenizer(tokenizer)
-        if seed is None:
-            seed = int(torch.randint(0, 2**62, (1,)).item())
-        self._generator = torch.Generator().manual_seed(seed)
-        self._worker_seeded: int | None = None
-        self._calls = 0
-        self._history: deque[tuple[int, torch.Tensor]] = deque(maxlen=64)
-
-    def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        if torch.utils.data.get_worker_info() is None:
-            self._history.append((self._calls, self._generator.get_state()))
-            self._calls += 1
-        return self.collate(features)
-
-    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Build one batch (implemented by each method's collator)."""
-        raise NotImplementedError
-
-    @property
-    def generator(self) -> torch.Generator:
-        """The masking generator (re-seeded once per ``DataLoader`` worker process)."""
-        worker = torch.utils.data.get_worker_info()
-        if worker is not None and self._worker_seeded != worker.id:
-            self._generator.manual_seed(worker.seed)
-            self._worker_seeded = worker.id
-        return self._generator
-
-    def rng_state_before_call(self, call_index: int) -> torch.Tensor | None:
-        """The generator state just before call number ``call_index`` (0-based), if still remembered."""
-        if call_index == self._calls:
-            return self._generator.get_state()
-        for index, state in self._history:
-            if index == call_index:
-                return state
-        return None
-
-    def restore_rng_state(self, state: torch.Tensor, call_index: int) -> None:
-        """Continue as if ``call_index`` calls had been made, from ``state``."""
-        self._generator.set_state(state)
-        self._calls = call_index
-        self._history.clear()
+        self.init_generator(seed)
 
     @classmethod
     def from_model_config(cls, tokenizer: PreTrainedTokenizerBase, config: Any, **kwargs) -> MaskingCollator:

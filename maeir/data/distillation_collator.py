@@ -102,7 +102,7 @@ class MD2PRCollator(ContrastiveCollator):
         return list(self.tokenizer(prefix, add_special_tokens=False)["input_ids"]) if prefix else []
 
     # -- the batch ------------------------------------------------------------------------------
-    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         queries, query_ids, chosen, valid = [], [], [], []
         for feature in features:
             passages, flags = self.select_passages(feature)

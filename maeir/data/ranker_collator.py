@@ -47,7 +47,7 @@ class RankerCollator(ContrastiveCollator):
         super().__init__(tokenizer, recipe, group_size=group_size, **sampling)
         self.recipe = recipe
 
-    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         queries, passages, valid = [], [], []
         for feature in features:
             texts, flags = self.select(feature)

@@ -137,6 +137,10 @@ def read_beir_corpus(path: str | os.PathLike) -> dict[str, Passage]:
         if not (title.strip() or text.strip()):
             empty.append(number)
         corpus[doc_id] = {"title": title, "text": text}
+    if not corpus:
+        raise CorpusFormatError(path, None, "no documents: the corpus is empty")
+    if len(empty) == len(corpus):
+        raise CorpusFormatError(path, None, f"all {len(corpus)} documents are empty (no title, no text)")
     if empty:
         logger.warning("%s: %d empty documents (lines %s)", path, len(empty), ", ".join(map(str, empty[:5])))
     return corpus
@@ -203,10 +207,17 @@ def _find(folder: Path, *names: str) -> Path:
     raise CorpusFormatError(folder / names[0], None, "file not found")
 
 
-def load_beir(folder: str | os.PathLike, split: str = "test", name: str | None = None) -> RetrievalData:
+def load_beir(
+    folder: str | os.PathLike,
+    split: str = "test",
+    name: str | None = None,
+    allow_missing_documents: bool = False,
+) -> RetrievalData:
     """A BEIR folder's corpus, its queries with judgements in ``qrels/{split}.tsv``, and those qrels.
 
-    A query judged in the qrels but missing from ``queries.jsonl`` is an error naming the qrels line.
+    A query judged in the qrels but missing from ``queries.jsonl`` is an error naming the qrels line;
+    so is a judged document missing from ``corpus.jsonl``, unless ``allow_missing_documents`` (then a
+    warning gives the counts: such documents can never be retrieved).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -215,6 +226,8 @@ def load_beir(folder: str | os.PathLike, split: str = "test", name: str | None =
     corpus = read_beir_corpus(_find(folder, "corpus.jsonl"))
     all_queries = read_beir_queries(_find(folder, "queries.jsonl"))
     qrels = read_qrels(qrels_path)
+    if not qrels:
+        raise CorpusFormatError(qrels_path, None, "no judgements: every query would score 0")
     missing = sorted(set(qrels) - set(all_queries))
     if missing:
         raise CorpusFormatError(
@@ -222,7 +235,22 @@ def load_beir(folder: str | os.PathLike, split: str = "test", name: str | None =
             f"{len(missing)} judged queries are not in queries.jsonl (e.g. {missing[:3]})", field="query-id",
         )  # fmt: skip
     queries = {qid: all_queries[qid] for qid in qrels}
-    unknown_docs = sum(doc not in corpus for judged in qrels.values() for doc in judged)
+    unknown = [(qid, doc) for qid, judged in qrels.items() for doc in judged if doc not in corpus]
+    unknown_docs = len(unknown)
+    if unknown:
+        judgements = sum(len(judged) for judged in qrels.values())
+        what = (
+            f"{unknown_docs} of {judgements} judgements name documents that are not in corpus.jsonl "
+            f"({len({d for _, d in unknown})} distinct, e.g. {sorted({d for _, d in unknown})[:3]}; "
+            f"{len({q for q, _ in unknown})} queries affected)"
+        )
+        if not allow_missing_documents:
+            raise CorpusFormatError(
+                qrels_path, _qrels_line(qrels_path, unknown[0][0]),
+                f"{what}: they could never be retrieved; pass --allow_missing_documents true to go on anyway",
+                field="corpus-id",
+            )  # fmt: skip
+        logger.warning("%s: %s; they count as never retrieved", qrels_path, what)
     info = {"split": split, "judged_documents_not_in_corpus": unknown_docs}
     if name is None:  # "./cranfield/beir" is "cranfield"
         name = folder.resolve().parent.name if folder.name.lower() == "beir" else folder.name

@@ -16,8 +16,8 @@ The batch holds ``query_input_ids / query_attention_mask [B, Lq]`` and ``passage
 passage_attention_mask [B * G, Lp]`` in groups (positive first), plus ``passage_mask [B * G]``: an
 example with fewer negatives than ``group_size - 1`` repeats the ones it has (drawn with
 replacement), and one with none gets padding slots marked False (left out of every softmax by
-:func:`maeir.losses.info_nce`). Randomness comes from torch's global generator (the Trainer seeds
-it, and its RNG checkpointing makes resumed runs draw the same), or a private one with ``seed``.
+:func:`maeir.losses.info_nce`). Every draw comes from the collator's own generator, which checkpoints
+save and resumes restore (:mod:`maeir.data.generator_state`): a resumed run draws the same.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..modeling.bi_encoder import format_passage, tokenize
 from ..modeling.configuration_bi_encoder import BiEncoderConfig
+from .generator_state import CheckpointedRandomness
 
 SAMPLING = ("random", "first")
 
@@ -41,7 +42,7 @@ def passage_text(config: BiEncoderConfig, passage: str | Mapping[str, Any]) -> s
     return format_passage(config, str(passage.get("text") or ""), passage.get("title") or None)
 
 
-class ContrastiveCollator:
+class ContrastiveCollator(CheckpointedRandomness):
     """Tokenise and group query / positive / negatives for :class:`maeir.trainers.ContrastiveTrainer`.
 
     Args:
@@ -52,7 +53,7 @@ class ContrastiveCollator:
         positive_sampling / negative_sampling: ``"random"`` (a fresh draw at every step, Tevatron's
             default) or ``"first"`` (the first positive; the first negatives in file order).
         pad_to_multiple_of: pad lengths to a multiple of this.
-        seed: use a private generator with this seed instead of torch's global one.
+        seed: seed of the collator's generator (default: drawn from torch's global generator).
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class ContrastiveCollator:
         self.positive_sampling = positive_sampling
         self.negative_sampling = negative_sampling
         self.pad_to_multiple_of = pad_to_multiple_of
-        self.generator = None if seed is None else torch.Generator().manual_seed(seed)
+        self.init_generator(seed)
 
     def _choice(self, count: int, k: int, replace: bool) -> list[int]:
         if replace:
@@ -144,7 +145,7 @@ class ContrastiveCollator:
             "passage_mask": torch.tensor(valid, dtype=torch.bool),
         }
 
-    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+    def collate(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         queries, passages, valid = [], [], []
         for feature in features:
             queries.append(str(feature["query"]))

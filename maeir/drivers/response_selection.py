@@ -44,9 +44,10 @@ from ..distributed import launched_world_size
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..metrics.response_selection import format_table, response_selection_metrics
-from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
+from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length
 from ..modeling.bi_encoder import BiEncoderModel, is_bi_encoder_folder, load_bi_encoder, tokenize
-from . import parse_training_command, setup_logging
+from ..run_folder import resolve_resume
+from . import parse_training_command, setup_logging, training_driver
 
 if TYPE_CHECKING:
     from accelerate import PartialState
@@ -326,6 +327,7 @@ def evaluate_groups(
 # Entry points
 
 
+@training_driver
 def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Fine-tune a response-selection bi-encoder; returns the validation metrics (or ``{}``)."""
     from datasets import Dataset
@@ -351,6 +353,8 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         validation_file = validation_file or str(files.valid)
 
     model, tokenizer = load_model(model_args.model_name_or_path, dialogue_recipe(model_args))
+    check_max_length(model.config.encoder_config, model.config.query_max_length, "context_max_length")
+    check_max_length(model.config.encoder_config, model.config.passage_max_length, "response_max_length")
     groups = read_response_selection(train_file)
     examples, no_positive = training_examples(groups, tokenizer)
     if not examples:
@@ -394,7 +398,7 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         processing_class=tokenizer,
         run_info=run_info,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     metrics: dict[str, Any] = {}
     if validation_file:
         eval_groups = read_response_selection(

@@ -280,7 +280,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
         folder = str(embedded_retrieval_benchmark())
         data_args.beir = folder
-    train = load_beir(folder, data_args.train_split)
+    train = load_beir(
+        folder, data_args.train_split, allow_missing_documents=data_args.allow_missing_documents
+    )
     if data_args.max_train_samples is not None:
         from ..data.retrieval import RetrievalData
 

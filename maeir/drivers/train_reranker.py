@@ -27,13 +27,13 @@ from ..config_file import parse_key_values
 from ..data.ranker_collator import RankerCollator
 from ..distillation.arguments import RankerModelArguments, RerankArguments
 from ..io_utils import atomic_write_json, atomic_write_text
-from ..modeling.backbone import MINILM_ALIASES
+from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..modeling.cross_encoder import load_cross_encoder
 from ..retrieval.arguments import RetrieverDataArguments
+from ..run_folder import resolve_resume
 from ..trainers.ranker import RankerTrainer
-from . import parse_training_command
+from . import parse_training_command, training_driver
 from .finetune_retriever import training_data
-from .pretrain import MINILM_HUB_ID, resolve_resume
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def bm25_run_of_split(data_args: RetrieverDataArguments, split: str, k: int):
     return data, BM25Retriever().index(data.corpus).search(data.queries, k=k)
 
 
+@training_driver
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse arguments, train, save the ranker; returns ``{"output_dir", "train", "eval"}``."""
     model_args, data_args, training_args = parse_training_command(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -16,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
+
+from ..errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +99,46 @@ def load_masked_lm(name_or_path: str | os.PathLike, **config_overrides) -> PreTr
             f"{path}: the backbone's own weights are missing from the checkpoint: {body_missing}"
         )
     return model
+
+
+#: Parts a backbone checkpoint may lack: a fresh pooler or MLM head is expected (said in a log line).
+OPTIONAL_PARTS = ("pooler.", "cls.predictions", "lm_head", "predictions.", "position_ids")
+
+
+def check_load_report(path: str | os.PathLike, info: dict, optional: Sequence[str] = OPTIONAL_PARTS) -> None:
+    """Raise :class:`~maeir.errors.InputError` naming the tensors when a checkpoint's weights do not fit
+    its config (tensors of the model missing from the checkpoint, other than ``optional`` parts)."""
+    missing = sorted(k for k in info.get("missing_keys", []) if not any(part in k for part in optional))
+    mismatched = [str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys", [])]
+    if missing or mismatched:
+        unexpected = sorted(info.get("unexpected_keys", []))
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} tensors of the model are not in the checkpoint: {missing[:6]}")
+        if mismatched:
+            detail.append(f"{len(mismatched)} tensors have another shape: {mismatched[:6]}")
+        if unexpected:
+            detail.append(f"{len(unexpected)} checkpoint tensors fit nothing: {unexpected[:6]}")
+        raise InputError(path, None, "the weights do not fit config.json (" + "; ".join(detail) + ")")
+
+
+def max_positions(config: PretrainedConfig) -> int | None:
+    """The longest input (tokens, specials included) the backbone's position embeddings allow, or None."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None or getattr(config, "position_embedding_type", "absolute") != "absolute":
+        return None
+    if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer", "bart"):
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1  # positions start after padding_idx
+    return positions
+
+
+def check_max_length(config: PretrainedConfig, length: int | None, field: str) -> None:
+    """Raise :class:`~maeir.errors.ConfigError` (on ``field``) when ``length`` exceeds :func:`max_positions`."""
+    limit = max_positions(config)
+    if length is not None and limit is not None and length > limit:
+        raise ConfigError(
+            None, None, f"{length} is longer than the model's {limit} position embeddings", field=field
+        )
 
 
 def tiny_config(base: PretrainedConfig, **overrides) -> PretrainedConfig:

@@ -57,7 +57,7 @@ from transformers.utils import ModelOutput
 from ..errors import ConfigError
 from ..io_utils import atomic_directory, atomic_write_json
 from ..losses.infonce import info_nce
-from .backbone import init_bert_like_weights, mlm_head, resolve_backbone_path
+from .backbone import check_load_report, init_bert_like_weights, mlm_head, resolve_backbone_path
 from .configuration_bi_encoder import RECIPE_FIELDS, BiEncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -445,13 +445,15 @@ class BiEncoderModel(PreTrainedModel):
         # The load report only lists the parts this view does not use (a pooler, an MLM head): the
         # head of a backbone saved without one is fresh, which is said once below.
         with _quiet_transformers():
-            pretrained = auto.from_pretrained(
+            pretrained, report = auto.from_pretrained(
                 path,
                 config=backbone_config,
                 local_files_only=True,
                 attn_implementation="sdpa",
                 use_safetensors=True,
+                output_loading_info=True,
             )
+        check_load_report(path, report)
         head_missing = False
         if config.uses_sparse:
             from .backbone import checkpoint_weight_names
@@ -487,9 +489,11 @@ class BiEncoderModel(PreTrainedModel):
         model = cls.from_backbone(towers["query"], **recipe)
         if not model.config.tie_towers:
             with _quiet_transformers():
-                passage = AutoModel.from_pretrained(
-                    towers["passage"], local_files_only=True, attn_implementation="sdpa", use_safetensors=True
-                )
+                passage, report = AutoModel.from_pretrained(
+                    towers["passage"], local_files_only=True, attn_implementation="sdpa", use_safetensors=True,
+                    output_loading_info=True,
+                )  # fmt: skip
+            check_load_report(towers["passage"], report)
             model.passage_encoder.load_state_dict(passage.state_dict())
         return model
 
@@ -830,7 +834,10 @@ def load_bi_encoder(
     """
     path = Path(resolve_backbone_path(name_or_path))
     if is_bi_encoder_folder(path):
-        model = BiEncoderModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
+        model, report = BiEncoderModel.from_pretrained(
+            path, local_files_only=True, use_safetensors=True, output_loading_info=True
+        )
+        check_load_report(path, report, optional=("position_ids",))
         changed = {k: v for k, v in overrides.items() if getattr(model.config, k, None) != v}
         inference = {k: v for k, v in changed.items() if k in INFERENCE_FIELDS}
         for key, value in inference.items():

@@ -101,6 +101,13 @@ class RetrieverDataArguments:
     )
     eval_split: str | None = field(default=None, metadata={"help": "After training, evaluate on this split."})
     eval_batch_size: int = field(default=64, metadata={"help": "Encoding batch size of the evaluation."})
+    allow_missing_documents: bool = field(
+        default=False,
+        metadata={
+            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
+            "the corpus; by default that is an error."
+        },
+    )
 
 
 @dataclass
@@ -166,6 +173,13 @@ class EvaluationArguments:
     bm25_b: float = field(default=0.4, metadata={"help": "BM25 b."})
     bm25_stopwords: str | None = field(default="english", metadata={"help": "'english' or 'none'."})
     show_progress: bool = field(default=True, metadata={"help": "Progress bars."})
+    allow_missing_documents: bool = field(
+        default=False,
+        metadata={
+            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
+            "the corpus; by default that is an error."
+        },
+    )
 
 
 @dataclass
@@ -185,6 +199,13 @@ class MiningArguments:
     batch_size: int = field(default=64, metadata={"help": "Encoding batch size."})
     index_factory: str = field(default="Flat", metadata={"help": "FAISS index_factory string."})
     max_queries: int | None = field(default=None, metadata={"help": "Mine for the first N queries only."})
+    allow_missing_documents: bool = field(
+        default=False,
+        metadata={
+            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
+            "the corpus; by default that is an error."
+        },
+    )
 
 
 @dataclass

@@ -1,8 +1,15 @@
 """Trainer subclasses."""
 
+from .checkpointing import CheckpointingTrainer
 from .contrastive import ContrastiveTrainer
 from .distillation import MD2PRTrainer
 from .pretraining import PretrainingTrainer
 from .ranker import RankerTrainer
 
-__all__ = ["ContrastiveTrainer", "MD2PRTrainer", "PretrainingTrainer", "RankerTrainer"]
+__all__ = [
+    "CheckpointingTrainer",
+    "ContrastiveTrainer",
+    "MD2PRTrainer",
+    "PretrainingTrainer",
+    "RankerTrainer",
+]

@@ -1,12 +1,11 @@
 """The pre-training ``Trainer``: per-part loss logging, encoder export, model cards, atomic saves.
 
-It overrides as little as possible:
+A subclass of :class:`maeir.trainers.checkpointing.CheckpointingTrainer` (the run-folder lock, checkpoints
+that a kill cannot damage, crash-safe rotation, exact resumes with the collator's generator). It
+overrides as little as possible:
 
 * ``compute_loss`` keeps a running mean of every ``*_loss`` field of the model output, and ``log``
   adds those means (averaged over processes) to each training log line;
-* ``_save_checkpoint`` writes each checkpoint into a staging folder and renames it into place, so a
-  run killed mid-save leaves the previous checkpoints intact and ``resume_from_checkpoint`` never
-  picks a half-written one;
 * ``_save`` also writes ``encoder/`` (the plain backbone checkpoint + tokenizer), ``README.md``
   (the model card) and ``maeir_run.json`` beside the full model; the final save into a run folder
   moves each file into place atomically.
@@ -15,25 +14,23 @@ It overrides as little as possible:
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
-from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from ..io_utils import (
     STAGING_PREFIX,
+    apply_umask,
     atomic_write_json,
+    make_staging_directory,
     move_contents_into,
-    remove_stale_staging,
-    replace_directory,
 )
+from .checkpointing import CheckpointingTrainer
 
 
-class PretrainingTrainer(Trainer):
+class PretrainingTrainer(CheckpointingTrainer):
     """``Trainer`` for maeir pre-training models.
 
     Args:
@@ -47,10 +44,6 @@ class PretrainingTrainer(Trainer):
         self.run_info = dict(run_info or {})
         self._part_sums: dict[str, torch.Tensor] = {}
         self._part_count = 0
-        self._in_checkpoint = False
-        self._batches_consumed = 0  # training batches seen by compute_loss (the collator runs ahead)
-        if self.args.should_save:
-            remove_stale_staging(self.args.output_dir)
 
     # -- losses ---------------------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -61,7 +54,6 @@ class PretrainingTrainer(Trainer):
                     value = value.detach().float()
                     self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
             self._part_count += 1
-            self._batches_consumed += 1
         loss = outputs["loss"]
         return (loss, outputs) if return_outputs else loss
 
@@ -74,53 +66,6 @@ class PretrainingTrainer(Trainer):
         super().log(logs, start_time)
 
     # -- saving ---------------------------------------------------------------------------------
-    def _save_checkpoint(self, model, trial) -> None:
-        run_dir = self._get_output_dir(trial=trial)
-        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        staging_root = os.path.join(run_dir, f"{STAGING_PREFIX}{name}")
-        output_dir = self.args.output_dir
-        self._in_checkpoint = True
-        try:
-            # The parent implementation writes everything under args.output_dir/checkpoint-N (and
-            # rotates old checkpoints there): point it at a staging root, then rename the result.
-            self.args.output_dir = staging_root
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.args.output_dir = output_dir
-            self._in_checkpoint = False
-        if self.args.should_save:
-            replace_directory(os.path.join(staging_root, name), os.path.join(run_dir, name))
-            os.rmdir(staging_root)
-            if self.state.best_model_checkpoint and self.state.best_model_checkpoint.startswith(staging_root):
-                self.state.best_model_checkpoint = os.path.join(run_dir, name)
-
-            rotate_checkpoints(
-                output_dir=run_dir,
-                save_total_limit=self.args.save_total_limit,
-                best_model_checkpoint=self.state.best_model_checkpoint,
-                use_mtime=False,
-            )
-        self.accelerator.wait_for_everyone()
-
-    def _save_rng_state(self, output_dir: str) -> None:
-        super()._save_rng_state(output_dir)
-        state = None
-        if hasattr(self.data_collator, "rng_state_before_call"):
-            state = self.data_collator.rng_state_before_call(self._batches_consumed)
-        if state is not None:
-            tensors = {"state": state, "call_index": torch.tensor([self._batches_consumed])}
-            save_file(
-                tensors, os.path.join(output_dir, f"collator_rng_{self.args.process_index}.safetensors")
-            )
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, f"collator_rng_{self.args.process_index}.safetensors")
-        if hasattr(self.data_collator, "restore_rng_state") and os.path.exists(path):
-            tensors = load_file(path)
-            self._batches_consumed = int(tensors["call_index"][0])
-            self.data_collator.restore_rng_state(tensors["state"], self._batches_consumed)
-
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if self._in_checkpoint or not self.args.should_save:
@@ -129,9 +74,17 @@ class PretrainingTrainer(Trainer):
                 self._write_extras(output_dir)
             return
         os.makedirs(output_dir, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}final-", dir=output_dir)
-        super()._save(staging, state_dict=state_dict)
-        self._write_extras(staging)
+        staging = make_staging_directory(output_dir, f"{STAGING_PREFIX}final-")
+        try:
+            super()._save(staging, state_dict=state_dict)
+            self._write_extras(staging)
+        except OSError as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise OSError(err.errno, f"cannot write the model: {err.strerror or err}", output_dir) from err
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        apply_umask(staging)
         move_contents_into(staging, output_dir)
 
     def _write_extras(self, folder: str) -> None:
