@@ -89,6 +89,13 @@ class RerankArguments:
                   "not for evaluation)."},
     )  # fmt: skip
     show_progress: bool = field(default=True, metadata={"help": "Progress bars."})
+    allow_missing_documents: bool = field(
+        default=False,
+        metadata={
+            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
+            "the corpus; by default that is an error."
+        },
+    )
 
 
 @dataclass
