@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -561,7 +563,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--md2pr_student_steps", type=int, default=12)
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
+    marker = out / ".maeir-demo"
+    if out.is_dir() and any(out.iterdir()):
+        if not marker.is_file() and out.resolve() != (REPO / "outputs" / "demo").resolve():
+            parser.error(
+                f"--output_dir {out} is not empty and is not a previous demo's folder; choose another"
+            )
+        # a previous demo's folder: its runs would be refused as finished runs; start afresh
+        stale = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    marker.write_text("scratch folder of scripts/demo.py: rebuilt on every run\n")
     started = time.time()
     blocks = []
     minilm = resolve_backbone_path("minilm")
