@@ -46,6 +46,13 @@ def check_units(study: dict, queries: set[str]) -> None:
             assert mean == pytest.approx(run["metrics"][metric], abs=1e-12)  # every query weighs the same
 
 
+def check_every_run_recorded(out: Path, study: dict, config: Path) -> None:
+    """Every (arm, seed, stage) of the protocol is in the study, once, and on disk."""
+    expected = expected_runs(config)
+    assert {(r["arm"], r["seed"], r["stage"]) for r in study["runs"]} == expected
+    assert len(json.loads((out / "study.json").read_text())["runs"]) == len(expected)
+
+
 @pytest.fixture(scope="module")
 def cotmae_smoke(tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("cotmae_v2_study")
@@ -54,9 +61,7 @@ def cotmae_smoke(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_cotmae_v2_smoke_runs_every_arm_seed_and_stage(cotmae_smoke):
     out, study = cotmae_smoke
-    expected = expected_runs(COTMAE)
-    assert {(r["arm"], r["seed"], r["stage"]) for r in study["runs"]} == expected
-    assert len(json.loads((out / "study.json").read_text())["runs"]) == len(expected)
+    check_every_run_recorded(out, study, COTMAE)
     assert set(study["arms"]) == {"none", "mlm", "cotmae_v2", "dense_view", "no_ar_dec", "no_ae_dec"}
     check_units(study, judged_test_queries(COTMAE))
     representation = study["protocol"]["finetune"]["args"]["representation"]
@@ -106,8 +111,7 @@ def md2pr_smoke(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_md2pr_smoke_runs_every_arm_with_its_terms(md2pr_smoke):
     out, study = md2pr_smoke
-    expected = expected_runs(MD2PR)
-    assert {(r["arm"], r["seed"], r["stage"]) for r in study["runs"]} == expected
+    check_every_run_recorded(out, study, MD2PR)
     assert set(study["arms"]) == {"contrastive", "kl", "word_level", "fn_filtering", "md2pr"}
     check_units(study, judged_test_queries(MD2PR))
     # the teacher is trained once, into {teacher}, and its own evaluation recorded (BM25 and re-ranked)
