@@ -1,6 +1,6 @@
 """Diagnostic of the MAE-LM study: does MAE-LM from scratch collapse (encoder rank -> 1), and is it bf16?
 
-    python studies/mae_lm/diagnose_collapse.py LR fp32|bf16 STEPS [TOKENIZER_DIR]
+    python studies/mae_lm/diagnose_collapse.py LR fp32|bf16 STEPS [TOKENIZER_DIR] [DECODER_LAYERS]
 
 Same model shape as configs/study/mae_lm_cpu.yaml (4 layers, hidden 128, 1 decoder layer), batch 32 of
 128-token packed Wikipedia blocks, AdamW, linear warm-up over 72 steps; prints the training loss and the
@@ -36,7 +36,11 @@ enc = BertConfig(
     pad_token_id=0,
 )
 model = MAELMForMaskedLM(
-    MAELMConfig(encoder_config=enc.to_dict(), mask_token_id=tok.mask_token_id, decoder_layers=1)
+    MAELMConfig(
+        encoder_config=enc.to_dict(),
+        mask_token_id=tok.mask_token_id,
+        decoder_layers=int(sys.argv[5]) if len(sys.argv) > 5 else 1,
+    )
 )
 coll = MAELMCollator.from_model_config(tok, model.config, seed=0)
 opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98), eps=1e-6)
