@@ -475,10 +475,19 @@ def _study_lines(study: dict, folder: str) -> list[str]:
 
 
 def _evidence(repo: Path, method: str) -> str:
+    """Where the evidence for ``method`` is, and whether its committed study has compared any arms yet."""
     folder = f"studies/{method}"
-    if (Path(repo) / folder / "study.json").is_file():
-        return f"the controlled study ({folder}, below) is the evidence"
-    return f"the controlled study ({folder}, not committed yet) will be the evidence"
+    path = Path(repo) / folder / "study.json"
+    if not path.is_file():
+        return f"the controlled study ({folder}, not committed yet) will be the evidence"
+    study = json.loads(path.read_text(encoding="utf-8"))
+    compared = {
+        run.get("arm") for run in study.get("runs", []) if run.get("stage") == study.get("headline_stage")
+    }
+    if len(compared - {None}) < 2:
+        return (f"the controlled study ({folder}) has not compared its arms yet (see its README: it stopped "
+                "before the arms), so nothing here or there shows the method's effect")  # fmt: skip
+    return f"the controlled study ({folder}, below) is the evidence"
 
 
 def live_reading(budget: str, method: str, repo: Path = REPO) -> str:

@@ -108,7 +108,16 @@ def test_readings_and_block_format(demo, tmp_path):
               "metrics": {"MRR@10": 0.30, "BM25 MRR@10": 0.45}}  # fmt: skip
     reading = demo.md2pr_reading([ranker], 24, tmp_path)
     assert "is below BM25 (MRR@10 0.300 vs 0.450)" in reading and "only that the pipeline runs" in reading
-    assert "(studies/md2pr, below)" in reading
+    assert "(studies/md2pr) has not compared its arms yet" in reading
+    runs = [{"arm": arm, "stage": "finetune", "seed": 1} for arm in ("contrastive", "md2pr")]
+    (tmp_path / "studies" / "md2pr" / "study.json").write_text(
+        json.dumps({"headline_stage": "finetune", "runs": runs[:1]})
+    )
+    assert "has not compared its arms yet" in demo.md2pr_reading([ranker], 24, tmp_path)
+    (tmp_path / "studies" / "md2pr" / "study.json").write_text(
+        json.dumps({"headline_stage": "finetune", "runs": runs})
+    )
+    assert "(studies/md2pr, below) is the evidence" in demo.md2pr_reading([ranker], 24, tmp_path)
     row = {"task": "t", "model": "m", "post_training_steps": 0, "post_training_final_loss": None,
            "accuracy": 0.5, "macro_f1": None, "seconds": 1.0, "metrics": {"MRR": 0.25}}  # fmt: skip
     text = demo.format_summary([{"title": "B", "rows": [row], "reading": ["reading: r"], "studies": ["s"]}])
