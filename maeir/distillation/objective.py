@@ -3,7 +3,7 @@
 ``loss = w_ce · CE + α · KL + β · (w_att · attention MSE + w_hid · hidden MSE)``, with dynamic
 false-negative filtering applied to the CE (logit ``-inf``) and to the KL target (renormalised).
 
-- CE: :func:`maeir.losses.info_nce` over every passage of the batch (in-batch + hard negatives); with
+- CE: :class:`maeir.losses.InfoNCELoss` over every passage of the batch (in-batch + hard negatives); with
   ``cross_device`` and several processes the representations (and the filter masks) are all-gathered
   with the local slice keeping its graph, and the CE is multiplied by the world size because DDP
   averages gradients (SPEC "Pitfalls"). Each query's filtered negatives are masked in its own row.
@@ -11,7 +11,7 @@ false-negative filtering applied to the CE (logit ``-inf``) and to the KL target
   query's own candidates) and are plain per-process means: DDP's gradient average is then the
   global mean, no scaling.
 
-Public API: :func:`md2pr_objective`, :func:`group_scores`, :func:`exclusion_matrix`.
+Public API: :func:`md2pr_objective`, :func:`group_scores`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ..losses.attention_alignment import (
     teacher_attention_target,
 )
 from ..losses.hidden_alignment import hidden_state_alignment_loss
-from ..losses.infonce import info_nce
+from ..losses.infonce import InfoNCELoss
 from ..losses.kl_distillation import distillation_kl
 from .config import MD2PRConfig
 from .false_negatives import false_negative_mask
@@ -42,22 +42,6 @@ def group_scores(scores: torch.Tensor, group_size: int) -> torch.Tensor:
         group_size, device=scores.device
     )
     return scores.gather(1, index)
-
-
-def exclusion_matrix(masked: torch.Tensor, num_passages: int) -> torch.Tensor:
-    """``[Q, G]`` per-group flags -> ``[Q, P]`` flags on the all-pairs score matrix (query ``i``'s own group)."""
-    num_queries, group = masked.shape
-    out = torch.zeros(num_queries, num_passages, dtype=torch.bool, device=masked.device)
-    index = torch.arange(num_queries, device=masked.device).unsqueeze(1) * group + torch.arange(
-        group, device=masked.device
-    )
-    return out.scatter(1, index, masked.bool())
-
-
-def _world_size() -> int:
-    import torch.distributed as dist
-
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def md2pr_objective(
@@ -120,24 +104,15 @@ def md2pr_objective(
 
     # -- CE over in-batch + hard negatives -----------------------------------------------------
     if config.uses_contrastive:
-        q_all, p_all, mask_all, masked_all, scale = query, passage, passage_mask, masked, 1
-        if cross_device and _world_size() > 1:
-            from ..trainers.contrastive import gather_representation, gather_with_grad
-
-            q_all, p_all = gather_representation(query), gather_representation(passage)
-            if passage_mask is not None:  # gloo cannot gather bool tensors
-                mask_all = gather_with_grad(passage_mask.to(first.device).to(torch.uint8)).bool()
-            masked_all = gather_with_grad(masked.to(torch.uint8)).bool()
-            scale = _world_size()
-        scores = model.score(q_all, p_all)
-        if masked_all.any():
-            scores = scores.masked_fill(exclusion_matrix(masked_all, scores.shape[1]), float("-inf"))
-        contrastive = info_nce(
-            scores, model.config.temperature, mask_all, in_batch_negatives=in_batch_negatives
-        )
+        infonce = InfoNCELoss(
+            model.score, model.config.temperature, in_batch_negatives=in_batch_negatives,
+            gather_across_devices=cross_device,
+        )  # fmt: skip
+        ce = infonce(query, passage, passage_mask, exclude=masked)
+        contrastive = ce.loss
         parts["contrastive_loss"] = contrastive.detach()
         report = report + config.contrastive_weight * contrastive
-        backprop = backprop + config.contrastive_weight * contrastive * scale
+        backprop = backprop + config.contrastive_weight * contrastive * ce.scale
 
     # -- sentence level: KL(teacher || student) over each query's group -----------------------
     if config.uses_kl:

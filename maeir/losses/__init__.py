@@ -1,33 +1,31 @@
-"""Training losses, one per file: :class:`InfoNCELoss` (contrastive) and :class:`FLOPsRegularizer` (SPLADE).
+"""Training losses, one per file, on plain tensors so that any model can use them.
 
-Both work on plain tensors, so any bi-encoder (retrieval, response selection, distillation students)
-can use them; :class:`maeir.trainers.ContrastiveTrainer` combines them with cross-device negatives.
+- :class:`InfoNCELoss` (``nn.Module``; returns :class:`InfoNCEOutput` with the loss and its parts):
+  the contrastive loss of every bi-encoder (retrieval, response selection, MD2PR students), with
+  in-batch / given negatives and cross-device negatives (``gather_across_devices``);
+  :func:`info_nce` is its formula on a score matrix.
+- :class:`FLOPsRegularizer`: SPLADE's sparsity regulariser with its quadratic warm-up.
+- MD2PR (SPEC "MD2PR"): the ranker's listwise CE and the distillation terms (KL, attention and
+  hidden-state alignment), as functions.
 """
 
+from .attention_alignment import attention_alignment_loss, student_interaction, teacher_attention_target
 from .flops import FLOPsRegularizer, flops
-from .infonce import InfoNCELoss, group_targets, info_nce
+from .hidden_alignment import hidden_state_alignment_loss
+from .infonce import InfoNCELoss, InfoNCEOutput, group_targets, info_nce
+from .kl_distillation import distillation_kl, teacher_distribution
+from .listwise_ce import listwise_cross_entropy
 
-__all__ = ["FLOPsRegularizer", "InfoNCELoss", "flops", "group_targets", "info_nce"]
-
-# MD2PR (SPEC "MD2PR"): ranker loss and the distillation terms.
-from .attention_alignment import (  # noqa: E402
-    AttentionAlignmentLoss,
-    attention_alignment_loss,
-    student_interaction,
-    teacher_attention_target,
-)
-from .hidden_alignment import HiddenStateAlignmentLoss, hidden_state_alignment_loss  # noqa: E402
-from .kl_distillation import DistillationKLLoss, distillation_kl, teacher_distribution  # noqa: E402
-from .listwise_ce import ListwiseCrossEntropyLoss, listwise_cross_entropy  # noqa: E402
-
-__all__ += [
-    "AttentionAlignmentLoss",
-    "DistillationKLLoss",
-    "HiddenStateAlignmentLoss",
-    "ListwiseCrossEntropyLoss",
+__all__ = [
+    "FLOPsRegularizer",
+    "InfoNCELoss",
+    "InfoNCEOutput",
     "attention_alignment_loss",
     "distillation_kl",
+    "flops",
+    "group_targets",
     "hidden_state_alignment_loss",
+    "info_nce",
     "listwise_cross_entropy",
     "student_interaction",
     "teacher_attention_target",

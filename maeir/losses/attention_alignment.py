@@ -13,7 +13,7 @@ Token spans (which positions are ``q`` and ``p``) come from :mod:`maeir.distilla
 function here takes ``[N, Lq, Lp]`` matrices already sliced to those spans plus validity masks.
 
 Public API: :func:`renormalize_over_passage`, :func:`teacher_attention_target`,
-:func:`student_interaction`, :func:`attention_alignment_loss`, :class:`AttentionAlignmentLoss`.
+:func:`student_interaction`, :func:`attention_alignment_loss`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 
 def renormalize_over_passage(
@@ -94,25 +93,3 @@ def attention_alignment_loss(
     count = entries.sum()
     squared = (student.float() - teacher.float().detach()).pow(2) * entries
     return squared.sum() / count.clamp(min=1)
-
-
-class AttentionAlignmentLoss(nn.Module):
-    """Student interaction matrix from token states vs a teacher attention target, MSE.
-
-    ``forward(query_states, passage_states, teacher_target, query_valid, passage_valid)``.
-    """
-
-    def __init__(self, scale: float | None = None) -> None:
-        super().__init__()
-        self.scale = scale
-
-    def forward(
-        self,
-        query_states: torch.Tensor,
-        passage_states: torch.Tensor,
-        teacher_target: torch.Tensor,
-        query_valid: torch.Tensor,
-        passage_valid: torch.Tensor,
-    ) -> torch.Tensor:
-        student = student_interaction(query_states, passage_states, passage_valid, self.scale)
-        return attention_alignment_loss(student, teacher_target, query_valid, passage_valid)

@@ -7,13 +7,12 @@ hidden dimension (``F.mse_loss`` with ``"mean"`` restricted to real tokens). Whe
 widths differ, the student states are first mapped by a learned linear projection (see
 :class:`maeir.modeling.modeling_md2pr.MD2PRStudentModel`).
 
-Public API: :func:`hidden_state_alignment_loss`, :class:`HiddenStateAlignmentLoss`.
+Public API: :func:`hidden_state_alignment_loss`.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 
 def hidden_state_alignment_loss(
@@ -32,10 +31,3 @@ def hidden_state_alignment_loss(
     squared = (student.float() - teacher.float().detach()).pow(2) * mask
     count = mask.sum() * student.shape[-1]
     return squared.sum() / count.clamp(min=1)
-
-
-class HiddenStateAlignmentLoss(nn.Module):
-    """``nn.Module`` form of :func:`hidden_state_alignment_loss`."""
-
-    def forward(self, student: torch.Tensor, teacher: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        return hidden_state_alignment_loss(student, teacher, valid)

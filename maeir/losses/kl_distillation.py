@@ -12,14 +12,13 @@ false negatives) are removed from the target, which is renormalised over the kep
 it still sums to one; with ``mask_student`` (default) they are also removed from the student's
 softmax, so both distributions live on the same support.
 
-Public API: :func:`teacher_distribution`, :func:`distillation_kl`, :class:`DistillationKLLoss`.
+Public API: :func:`teacher_distribution`, :func:`distillation_kl`.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 def _masked_log_softmax(logits: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
@@ -75,39 +74,3 @@ def distillation_kl(
     log_target = torch.where(present, target, torch.ones_like(target)).log()
     terms = target * (log_target - student_log.masked_fill(~present, 0.0))
     return terms.sum() / student_scores.shape[0]
-
-
-class DistillationKLLoss(nn.Module):
-    """``nn.Module`` form of :func:`distillation_kl` with fixed temperatures."""
-
-    def __init__(
-        self, student_temperature: float = 1.0, teacher_temperature: float = 1.0, mask_student: bool = True
-    ) -> None:
-        super().__init__()
-        for name, value in (
-            ("student_temperature", student_temperature),
-            ("teacher_temperature", teacher_temperature),
-        ):
-            if value <= 0:
-                raise ValueError(f"{name} must be > 0, got {value}")
-        self.student_temperature = student_temperature
-        self.teacher_temperature = teacher_temperature
-        self.mask_student = mask_student
-
-    def forward(
-        self, student_scores: torch.Tensor, teacher_scores: torch.Tensor, keep: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return distillation_kl(
-            student_scores,
-            teacher_scores,
-            self.student_temperature,
-            self.teacher_temperature,
-            keep,
-            self.mask_student,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"student_temperature={self.student_temperature}, teacher_temperature={self.teacher_temperature}, "
-            f"mask_student={self.mask_student}"
-        )

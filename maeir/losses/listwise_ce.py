@@ -6,14 +6,13 @@ Layout: ``scores`` is ``[Q, G]``: row ``i`` holds query ``i``'s group, positive 
 with too few negatives, or a filtered false negative) get the logit ``-inf`` and so take part in no
 softmax.
 
-Public API: :func:`listwise_cross_entropy`, :class:`ListwiseCrossEntropyLoss`.
+Public API: :func:`listwise_cross_entropy`.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 def listwise_cross_entropy(
@@ -46,20 +45,3 @@ def listwise_cross_entropy(
         logits = logits.masked_fill(~valid, float("-inf"))
     targets = torch.full((scores.shape[0],), target, dtype=torch.long, device=scores.device)
     return F.cross_entropy(logits, targets, reduction=reduction)
-
-
-class ListwiseCrossEntropyLoss(nn.Module):
-    """``nn.Module`` form of :func:`listwise_cross_entropy` (positive in column ``target``)."""
-
-    def __init__(self, target: int = 0, temperature: float = 1.0) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        self.target = target
-        self.temperature = temperature
-
-    def forward(self, scores: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
-        return listwise_cross_entropy(scores, valid, self.target, self.temperature)
-
-    def extra_repr(self) -> str:
-        return f"target={self.target}, temperature={self.temperature}"

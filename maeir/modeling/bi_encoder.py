@@ -16,6 +16,7 @@ Public API (names are stable):
       (only the keys the representation uses), ``encode_query`` / ``encode_passage``;
     - ``score(q, p) -> [Q, P]`` (all pairs) and ``score_pairs(q, p) -> [N]`` (row by row);
     - ``contrastive_loss(q, p, passage_mask=None)``: InfoNCE with ``config.temperature``;
+      ``add_scores(output, q, p, passage_mask, return_loss)``: scores (and that loss) on an output;
     - ``forward(query_input_ids, query_attention_mask, passage_input_ids, passage_attention_mask,
       passage_mask=None)`` -> :class:`BiEncoderOutput` (loss = InfoNCE over in-batch + given negatives);
     - ``save_bi_encoder(folder, tokenizer)``: ``save_pretrained`` + tokenizer + ``encoding_recipe.json``
@@ -56,7 +57,7 @@ from transformers.utils import ModelOutput
 
 from ..errors import ConfigError
 from ..io_utils import atomic_directory, atomic_write_json
-from ..losses.infonce import info_nce
+from ..losses.infonce import InfoNCELoss
 from .backbone import check_load_report, init_bert_like_weights, mlm_head, resolve_backbone_path
 from .configuration_bi_encoder import RECIPE_FIELDS, BiEncoderConfig
 
@@ -360,10 +361,27 @@ class BiEncoderModel(PreTrainedModel):
         passage_mask: torch.Tensor | None = None,
         in_batch_negatives: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(InfoNCE, scores)`` with ``config.temperature`` (see :func:`maeir.losses.info_nce`)."""
-        scores = self.score(query, passage)
-        loss = info_nce(scores, self.config.temperature, passage_mask, in_batch_negatives=in_batch_negatives)
-        return loss, scores
+        """``(InfoNCE, scores)`` with ``config.temperature`` (see :class:`maeir.losses.InfoNCELoss`)."""
+        loss = InfoNCELoss(self.score, self.config.temperature, in_batch_negatives=in_batch_negatives)
+        output = loss(query, passage, passage_mask)
+        return output.loss, output.scores
+
+    def add_scores(
+        self,
+        output: BiEncoderOutput,
+        query: Representation | None,
+        passage: Representation | None,
+        passage_mask: torch.Tensor | None = None,
+        return_loss: bool = True,
+    ) -> BiEncoderOutput:
+        """With both sides, set ``output.scores`` and, with ``return_loss``, the InfoNCE ``loss``."""
+        if query is not None and passage is not None:
+            if return_loss:
+                loss, scores = self.contrastive_loss(query, passage, passage_mask)
+                output.loss, output.contrastive_loss, output.scores = loss, loss.detach(), scores
+            else:
+                output.scores = self.score(query, passage)
+        return output
 
     def forward(
         self,
@@ -394,13 +412,7 @@ class BiEncoderModel(PreTrainedModel):
             passage_dense=None if passage is None else passage.get("dense"),
             passage_sparse=None if passage is None else passage.get("sparse"),
         )
-        if query is not None and passage is not None:
-            if return_loss:
-                loss, scores = self.contrastive_loss(query, passage, passage_mask)
-                output.loss, output.contrastive_loss, output.scores = loss, loss.detach(), scores
-            else:
-                output.scores = self.score(query, passage)
-        return output
+        return self.add_scores(output, query, passage, passage_mask, return_loss)
 
     @staticmethod
     def representation(output: BiEncoderOutput, side: str) -> Representation:

@@ -140,13 +140,7 @@ class MD2PRStudentModel(BiEncoderModel):
             if "passage" not in states
             else self.project(states["passage"]),
         )
-        if "query" in reps and "passage" in reps:
-            if return_loss:
-                loss, scores = self.contrastive_loss(reps["query"], reps["passage"], passage_mask)
-                output.loss, output.contrastive_loss, output.scores = loss, loss.detach(), scores
-            else:
-                output.scores = self.score(reps["query"], reps["passage"])
-        return output
+        return self.add_scores(output, reps.get("query"), reps.get("passage"), passage_mask, return_loss)
 
     # -- saving: a plain bi-encoder, the projection beside it -----------------------------------
     def save_pretrained(self, save_directory, *args, state_dict: dict | None = None, **kwargs) -> None:  # noqa: D102

@@ -5,9 +5,9 @@ FLOPs regulariser on the sparse view) and SPEC "Dial-MAE" (in-batch + given nega
 SPEC "Pitfalls" fix for cross-device negatives. A thin subclass of
 :class:`maeir.trainers.PretrainingTrainer` (atomic checkpoints, per-part loss logging); it overrides
 
-* ``compute_loss``: encode queries and passages, all-gather them across processes (the local tensor
-  is put back into the gathered one so its gradient flows), score every query with every passage,
-  InfoNCE (``model.config.temperature``) + FLOPs regulariser (quadratic warm-up). Each process
+* ``compute_loss``: encode queries and passages, then :class:`maeir.losses.InfoNCELoss`
+  (``model.config.temperature``, cross-device negatives: representations all-gathered across
+  processes, the local slice keeping its graph) + FLOPs regulariser (quadratic warm-up). Each process
   computes the loss of the *global* batch; DDP averages gradients over the ``W`` processes, so the
   loss is multiplied by ``W``: the gradients then equal those of one process holding the whole batch.
 * ``training_step``: divides the reported loss by that factor (logs show the true loss) and, with
@@ -18,8 +18,7 @@ SPEC "Pitfalls" fix for cross-device negatives. A thin subclass of
 * ``_write_extras``: the saved folder also gets the plain towers, the recipe, the
   sentence-transformers files and a model card (:meth:`BiEncoderModel.write_extras`).
 
-Public API: :class:`ContrastiveTrainer`, :func:`contrastive_objective` (the per-process objective),
-:func:`gather_with_grad`, :func:`gather_representation`.
+Public API: :class:`ContrastiveTrainer`, :func:`contrastive_objective` (the per-process objective).
 Models: anything with ``encode(input_ids, attention_mask, side) -> {"dense"|"sparse": tensor}``,
 ``score(q, p)`` and ``config.temperature``, i.e. :class:`maeir.modeling.BiEncoderModel`.
 """
@@ -33,41 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.flops import FLOPsRegularizer
-from ..losses.infonce import info_nce
+from ..losses.infonce import InfoNCELoss
 from .pretraining import PretrainingTrainer
 
 QUERY_KEYS = ("query_input_ids", "query_attention_mask")
 PASSAGE_KEYS = ("passage_input_ids", "passage_attention_mask")
-
-
-def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``tensor`` from every process along dim 0; this process's slice keeps its graph.
-
-    Every process must pass a tensor of the same shape. Without an initialised process group the
-    tensor is returned unchanged.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return tensor
-    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.detach().contiguous())
-    parts[dist.get_rank()] = tensor
-    return torch.cat(parts, dim=0)
-
-
-def gather_representation(representation: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """:func:`gather_with_grad` applied to each view of a ``{"dense", "sparse"}`` representation."""
-    return {key: gather_with_grad(value) for key, value in representation.items()}
-
-
-def world_size() -> int:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return 1
 
 
 def contrastive_objective(
@@ -83,7 +56,7 @@ def contrastive_objective(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, int]:
     """The training objective of one process: ``(loss to back-propagate, parts, scores, scale)``.
 
-    With ``cross_device`` and several processes, representations are gathered (:func:`gather_with_grad`),
+    With ``cross_device`` and several processes, representations are gathered (:class:`InfoNCELoss`),
     every process computes the loss of the global batch, and the returned loss is multiplied by
     ``scale`` = the world size, because DDP averages gradients (SPEC "Pitfalls"). ``parts`` (detached,
     unscaled): ``contrastive_loss`` and, with a FLOPs regulariser on a sparse view, ``flops_loss``,
@@ -92,28 +65,13 @@ def contrastive_objective(
     sum), so that each view is trained to retrieve on its own; the default is SPEC "CoT-MAE v2"'s
     single InfoNCE on the summed score.
     """
-    scale = 1
-    if cross_device and world_size() > 1:
-        query, passage = gather_representation(query), gather_representation(passage)
-        if passage_mask is not None:  # gloo cannot gather bool tensors
-            passage_mask = gather_with_grad(passage_mask.to(torch.uint8)).bool()
-        scale = world_size()
-    scores = model.score(query, passage)
-    contrastive = info_nce(
-        scores, model.config.temperature, passage_mask, in_batch_negatives=in_batch_negatives
-    )
-    loss = contrastive
-    parts = {"contrastive_loss": contrastive.detach()}
-    if view_losses and len(query) > 1:
-        for view in query:
-            view_loss = info_nce(
-                model.score({view: query[view]}, {view: passage[view]}),
-                model.config.temperature,
-                passage_mask,
-                in_batch_negatives=in_batch_negatives,
-            )
-            loss = loss + view_loss
-            parts[f"{view}_loss"] = view_loss.detach()
+    infonce = InfoNCELoss(
+        model.score, model.config.temperature, in_batch_negatives=in_batch_negatives,
+        gather_across_devices=cross_device, view_losses=view_losses,
+    )  # fmt: skip
+    contrastive = infonce(query, passage, passage_mask)
+    query, passage, passage_mask = contrastive.query, contrastive.passage, contrastive.passage_mask
+    loss, parts, scale = contrastive.loss, dict(contrastive.parts), contrastive.scale
     if flops is not None and flops.enabled and "sparse" in query:
         regulariser, query_flops, passage_flops = flops(
             query["sparse"], passage["sparse"], step, passage_mask
@@ -124,7 +82,7 @@ def contrastive_objective(
             query_flops=query_flops.detach(),
             passage_flops=passage_flops.detach(),
         )
-    return loss * scale, parts, scores, scale
+    return loss * scale, parts, contrastive.scores, scale
 
 
 class _RNGState:
@@ -201,10 +159,7 @@ class ContrastiveTrainer(PretrainingTrainer):
             view_losses=self.view_losses,
         )
         if track and self.model.training:
-            for key, value in parts.items():
-                value = value.float()
-                self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
-            self._part_count += 1
+            self.track_loss_parts(parts)
         self._loss_scale = scale
         return loss, scores
 

@@ -141,10 +141,7 @@ class MD2PRTrainer(ContrastiveTrainer):
         if model.training:
             if "false_negatives" in parts:
                 self.false_negative_total += int(parts["false_negatives"].item())
-            for key, value in parts.items():
-                value = value.float().to(loss.device)
-                self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
-            self._part_count += 1
+            self.track_loss_parts(parts, device=loss.device)
             self._batches_consumed += 1
         self._report_ratio = (report / loss.detach()).item() if loss.detach().abs().item() > 0 else 1.0
         if return_outputs:

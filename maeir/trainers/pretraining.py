@@ -4,7 +4,8 @@ A subclass of :class:`maeir.trainers.checkpointing.CheckpointingTrainer` (the ru
 that a kill cannot damage, crash-safe rotation, exact resumes with the collator's generator). It
 overrides as little as possible:
 
-* ``compute_loss`` keeps a running mean of every ``*_loss`` field of the model output, and ``log``
+* ``compute_loss`` keeps a running mean of every ``*_loss`` field of the model output
+  (:meth:`track_loss_parts`, which every trainer subclass reports its own parts to), and ``log``
   adds those means (averaged over processes) to each training log line;
 * ``_save`` also writes ``encoder/`` (the plain backbone checkpoint + tokenizer), ``README.md``
   (the model card) and ``maeir_run.json`` beside the full model; the final save into a run folder
@@ -49,13 +50,24 @@ class PretrainingTrainer(CheckpointingTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs)
         if model.training:
-            for key, value in outputs.items():
-                if key.endswith("_loss") and value is not None:
-                    value = value.detach().float()
-                    self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
-            self._part_count += 1
+            self.track_loss_parts(
+                {key: value for key, value in outputs.items() if key.endswith("_loss") and value is not None}
+            )
         loss = outputs["loss"]
         return (loss, outputs) if return_outputs else loss
+
+    def track_loss_parts(self, parts: dict[str, torch.Tensor], device: torch.device | None = None) -> None:
+        """Add one training batch's loss parts to the running means that :meth:`log` reports.
+
+        Every trainer reports its parts here (detached, fp32, moved to ``device`` when given, so that
+        all processes reduce tensors on one device).
+        """
+        for key, value in parts.items():
+            value = value.detach().float()
+            if device is not None:
+                value = value.to(device)
+            self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
+        self._part_count += 1
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._part_count:

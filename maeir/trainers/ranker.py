@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
-
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.listwise_ce import listwise_cross_entropy
 from .pretraining import PretrainingTrainer
@@ -51,13 +49,9 @@ class RankerTrainer(PretrainingTrainer):
         loss = listwise_cross_entropy(scores, valid, temperature=self.temperature)
         if model.training:
             masked = scores.detach().masked_fill(~valid.bool(), float("-inf"))
-            parts = {
-                "ranker_loss": loss.detach(),
-                "group_accuracy": (masked.argmax(dim=1) == 0).float().mean(),
-            }
-            for key, value in parts.items():
-                self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
-            self._part_count += 1
+            self.track_loss_parts(
+                {"ranker_loss": loss, "group_accuracy": (masked.argmax(dim=1) == 0).float().mean()}
+            )
         return (loss, {"scores": scores}) if return_outputs else loss
 
     def _write_extras(self, folder: str) -> None:
