@@ -1,4 +1,4 @@
-"""Bi-encoder, losses, collator and contrastive trainer (SPEC "CoT-MAE v2" / "Dial-MAE" fine-tuning)."""
+"""Bi-encoder, losses, collator, contrastive trainer (docs/methods.md#cot-mae-v2, docs/methods.md#dial-mae)."""
 
 from __future__ import annotations
 

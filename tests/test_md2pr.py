@@ -1,4 +1,4 @@
-"""MD2PR (SPEC "MD2PR"): ranker, losses, spans, false-negative filtering, distillation trainer, re-ranking."""
+"""MD2PR (docs/methods.md#md2pr): ranker, losses, spans, false-negative filtering, distillation, re-ranking."""
 
 from __future__ import annotations
 
@@ -622,7 +622,10 @@ def test_projection_is_kept_out_of_the_student_checkpoint_and_restored(
 
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "deberta-v2", "electra"])
 def test_any_backbone_ranker_and_teacher_recording(model_type, tokenizer, tmp_path):
-    """SPEC "Shared ground": BERT first, RoBERTa and other BERT-like models too (DeBERTa-v2: eager, no SDPA)."""
+    """BERT first, RoBERTa and other BERT-like models too (DeBERTa-v2: eager, no SDPA).
+
+    See docs/methods.md#shared-ground.
+    """
     config = AutoConfig.for_model(
         model_type, vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=128, max_position_embeddings=514, pad_token_id=0, type_vocab_size=2,

@@ -1,4 +1,4 @@
-"""Effective rank of token representations per layer (MAE-LM paper, Section 3; SPEC "MAE-LM").
+"""Effective rank of token representations per layer (MAE-LM paper, Section 3; docs/methods.md#mae-lm).
 
 ``effective_rank(X) = exp(H(p))`` with ``p = σ / Σσ`` the normalised singular values of ``X`` and
 ``H`` the Shannon entropy (Roy & Vetterli, 2007). MLM spends part of the model's dimensions on

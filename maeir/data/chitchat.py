@@ -3,7 +3,7 @@
 The package (``pip install maeir[data]``) ships ``dataset.json``: 7,168 open-domain English chats
 between two people (BYU PCC lab), each a list of messages grouped by sender. A *turn* here is one
 sender's consecutive messages joined by a space. :func:`embedded_chitchat` turns them into the
-files the Dial-MAE pipeline reads, in the formats of the real corpora (SPEC "Dial-MAE"):
+files the Dial-MAE pipeline reads, in the formats of the real corpora (docs/methods.md#dial-mae):
 
 - the conversations are split **by id** into train / valid / test (80/10/10, seeded shuffle of the
   sorted ids: no conversation is in two splits);

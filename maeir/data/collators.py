@@ -1,4 +1,4 @@
-"""Data collators for pre-training: pad, then mask the exact padded ids (SPEC "Shared ground").
+"""Data collators for pre-training: pad, then mask the exact padded ids (docs/methods.md#shared-ground).
 
 Each collator takes features with ``input_ids`` (already tokenised and truncated, special tokens
 included; optional ``word_ids`` with -1/None for special tokens) and returns the keys that the
@@ -249,7 +249,7 @@ class MAELMCollator(MaskingCollator):
     Returns ``encoder_input_ids`` / ``encoder_position_ids`` / ``encoder_attention_mask`` (the kept
     tokens, left-packed, with their original positions), the full-length ``attention_mask`` and
     ``labels`` (original ids at the masked positions, -100 elsewhere). No 80/10/10: masked tokens
-    are removed, never replaced (SPEC "MAE-LM").
+    are removed, never replaced (docs/methods.md#mae-lm).
     """
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

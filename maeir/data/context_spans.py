@@ -1,4 +1,4 @@
-"""Contextual span data for CoT-MAE v2 (SPEC "CoT-MAE v2", Data): documents -> anchor spans + context spans.
+"""Contextual span data for CoT-MAE v2 (docs/methods.md#cot-mae-v2): documents -> anchor spans + context spans.
 
 **Documents** come from plain text (``.txt``: one document per line), JSON lines (``.jsonl`` /
 ``.json``: the ``text_field`` of each record), a BEIR corpus (``corpus.jsonl`` with ``_id`` / ``title``
@@ -465,7 +465,7 @@ def embedded_cache_file(tokenizer: PreTrainedTokenizerBase, max_seq_length: int)
 def build_cotmae_v2_dataset(tokenizer: PreTrainedTokenizerBase, data_args) -> datasets.Dataset:
     """``maeir.methods`` entry of CoT-MAE v2: anchor spans of ``train_file`` or of the embedded Wikipedia.
 
-    ``max_seq_length`` is the span length with special tokens (SPEC: 128); ``max_train_samples``
+    ``max_seq_length`` is the span length with special tokens (default 128); ``max_train_samples``
     caps the number of anchors. The span statistics are logged (skipped documents are counted).
     """
     documents = load_documents(data_args.train_file, data_args.text_field)

@@ -1,4 +1,4 @@
-"""The CoT-MAE v2 collator (SPEC "CoT-MAE v2"): draw each anchor's context span, add specials, pad, mask.
+"""The CoT-MAE v2 collator (docs/methods.md#cot-mae-v2): draw each anchor's context span, add specials, pad, mask.
 
 Features come in one of two forms:
 
@@ -19,7 +19,7 @@ span is also the other's context; ``B`` features give ``2B`` rows. Every row giv
 - ``ae_input_ids`` / ``ae_labels``: the same context masked at ``decoder_mask_rate`` (AE-Dec);
 - ``ar_labels``: :func:`causal_lm_labels` of the context (``ar_labels[:, i]`` = token ``i + 1``).
 
-Masks are drawn on the exact padded ids the model reads (SPEC "Shared ground").
+Masks are drawn on the exact padded ids the model reads (docs/methods.md#shared-ground).
 """
 
 from __future__ import annotations

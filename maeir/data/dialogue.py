@@ -1,4 +1,4 @@
-"""Dialogue data for Dial-MAE (SPEC "Dial-MAE"): response-selection files and post-training pairs.
+"""Dialogue data for Dial-MAE (docs/methods.md#dial-mae): response-selection files and post-training pairs.
 
 **Response-selection files** (Ubuntu v1, E-commerce, Douban): UTF-8 lines
 ``label \\t turn1 \\t ... \\t turnN \\t response`` with ``label`` 0 or 1. Consecutive lines that share

@@ -1,4 +1,4 @@
-"""The Dial-MAE collator (SPEC "Dial-MAE"): truncate each side, add specials, pad, then mask the exact ids.
+"""The Dial-MAE collator (docs/methods.md#dial-mae): truncate each side, add specials, pad, mask the exact ids.
 
 Context: ``[CLS] u1 [SEP] u2 [SEP] ... un [SEP]`` keeping its LAST ``context_max_length`` tokens
 (the oldest turns are dropped; [CLS] and the final [SEP] stay), masked at ``encoder_mask_rate``.

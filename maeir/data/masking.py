@@ -1,4 +1,4 @@
-"""Whole-word masking, shared by every method (SPEC "Shared ground").
+"""Whole-word masking, shared by every method (docs/methods.md#shared-ground).
 
 A word is a first sub-token plus its continuation pieces: ``##x`` for WordPiece; for byte-level BPE
 and SentencePiece a piece that starts with ``Ġ`` / ``▁`` opens a word. Tokenizer word ids, when the
@@ -140,7 +140,7 @@ def mlm_labels(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def remove_masked_tokens(
     input_ids: torch.Tensor, attention_mask: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Drop masked positions and left-pack what remains (MAE-LM, SPEC "MAE-LM").
+    """Drop masked positions and left-pack what remains (MAE-LM, docs/methods.md#mae-lm).
 
     Returns ``(kept_ids [B, K], kept_positions [B, K], kept_attention [B, K])`` where ``K`` is the
     longest row's number of kept real tokens, ``kept_positions`` are the ORIGINAL position ids

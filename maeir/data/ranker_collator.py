@@ -1,4 +1,4 @@
-"""Group collator for the cross-encoder ranker: one positive + ``G - 1`` negatives per query (SPEC "MD2PR").
+"""Cross-encoder ranker collator: one positive + ``G - 1`` negatives per query (docs/methods.md#md2pr).
 
 Features are the training records of :mod:`maeir.data.retrieval` (``query``, ``positives``,
 ``negatives``), the same as the bi-encoder's; sampling (a fresh positive and fresh negatives at every

@@ -321,7 +321,7 @@ def load_msmarco(
     collection: str | os.PathLike, queries: str | os.PathLike, qrels: str | os.PathLike, name: str = "msmarco"
 ) -> RetrievalData:
     """MS MARCO passage ranking: every query of the queries file is kept (MRR@10 divides by all of them;
-    SPEC "CoT-MAE v2" metrics), judged or not."""
+    docs/methods.md#cot-mae-v2 metrics), judged or not."""
     judged = read_qrels(qrels)
     all_queries = read_msmarco_queries(queries)
     missing = sorted(set(judged) - set(all_queries))

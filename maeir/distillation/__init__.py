@@ -1,4 +1,4 @@
-"""MD2PR (SPEC "MD2PR"; arXiv 2312.16821): a cross-encoder ranker distilled into a dense dual encoder.
+"""MD2PR (docs/methods.md#md2pr; arXiv 2312.16821): a cross-encoder ranker distilled into a dense dual encoder.
 
 - :mod:`.config`: :class:`MD2PRConfig`, every hyperparameter (documented defaults);
 - :mod:`.false_negatives`: dynamic false-negative filtering and its threshold schedule;

@@ -1,6 +1,6 @@
-"""The MD2PR hyperparameters (SPEC "MD2PR"): one documented dataclass, parsed like every maeir argument.
+"""The MD2PR hyperparameters (docs/methods.md#md2pr): one documented dataclass, parsed like every maeir argument.
 
-The paper (arXiv 2312.16821) publishes no code: every choice the SPEC leaves open is a field here,
+The paper (arXiv 2312.16821) publishes no code: every choice it leaves open is a field here,
 with its default documented. Saved with the student (``md2pr_config.json`` and ``maeir_run.json``).
 """
 
@@ -21,7 +21,7 @@ DTYPES = ("auto", "fp32", "fp16", "bf16")
 
 @dataclass
 class MD2PRConfig:
-    """Multi-level distillation of a cross-encoder ranker into a dual encoder (SPEC "MD2PR").
+    """Multi-level distillation of a cross-encoder ranker into a dual encoder (docs/methods.md#md2pr).
 
     Loss = ``contrastive_weight`` · CE(student over in-batch + hard negatives)
     + ``kl_weight`` (α) · KL(teacher ‖ student) over each query's candidate group

@@ -1,4 +1,4 @@
-"""Dynamic false-negative filtering (SPEC "MD2PR"; paper Section 3.3).
+"""Dynamic false-negative filtering (docs/methods.md#md2pr; paper Section 3.3).
 
 A negative whose teacher score exceeds the positive's by more than a threshold ``δ`` is taken for
 an unlabelled positive: it is removed from the contrastive CE (its logit becomes ``-inf``) and from

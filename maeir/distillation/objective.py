@@ -1,4 +1,4 @@
-"""The MD2PR training objective of one process (SPEC "MD2PR"; paper Sections 3.2-3.4).
+"""The MD2PR training objective of one process (docs/methods.md#md2pr; paper Sections 3.2-3.4).
 
 ``loss = w_ce · CE + α · KL + β · (w_att · attention MSE + w_hid · hidden MSE)``, with dynamic
 false-negative filtering applied to the CE (logit ``-inf``) and to the KL target (renormalised).
@@ -6,7 +6,7 @@ false-negative filtering applied to the CE (logit ``-inf``) and to the KL target
 - CE: :class:`maeir.losses.InfoNCELoss` over every passage of the batch (in-batch + hard negatives); with
   ``cross_device`` and several processes the representations (and the filter masks) are all-gathered
   with the local slice keeping its graph, and the CE is multiplied by the world size because DDP
-  averages gradients (SPEC "Pitfalls"). Each query's filtered negatives are masked in its own row.
+  averages gradients (docs/methods.md#pitfalls). Each query's filtered negatives are masked in its own row.
 - KL, attention and hidden-state terms are local to each query's group (the teacher only scores a
   query's own candidates) and are plain per-process means: DDP's gradient average is then the
   global mean, no scaling.

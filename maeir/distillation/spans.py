@@ -1,4 +1,4 @@
-"""Teacher inputs built from the student's own tokens, and the token spans both sides share (SPEC "MD2PR").
+"""Teacher inputs built from the student's own tokens, and the token spans both share (docs/methods.md#md2pr).
 
 The word-level terms compare the student's token states of ``q`` (query tower) and ``p`` (passage
 tower) with the teacher's states / attention on the ``q`` and ``p`` spans of ``[CLS] q [SEP] p [SEP]``.

@@ -3,7 +3,7 @@
 :class:`CrossEncoderTeacher` wraps a trained ranker (:func:`maeir.modeling.cross_encoder.load_cross_encoder`).
 Its parameters are frozen (``requires_grad=False``), it stays in eval mode (no dropout) and every call
 runs under ``torch.no_grad``; it is never part of the trained model, so no optimiser, DDP wrapper or
-checkpoint ever sees it (SPEC "MD2PR": the teacher is frozen).
+checkpoint ever sees it (docs/methods.md#md2pr: the teacher is frozen).
 
 Word-level distillation needs one layer's attention probabilities and output states, not all of them:
 

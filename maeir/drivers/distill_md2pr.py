@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     bi_encoder, tokenizer = load_bi_encoder(model_args.student_path, **model_args.recipe())
     if bi_encoder.config.representation != "dense":
         raise ConfigError(
-            None, None, "the MD2PR student is a dense dual encoder (SPEC 'MD2PR')", field="representation"
+            None, None, "the MD2PR student is a dense encoder (docs/methods.md#md2pr)", field="representation"
         )
     student = MD2PRStudentModel.from_bi_encoder(bi_encoder)
     del bi_encoder

@@ -4,7 +4,7 @@
     python scripts/mine_negatives.py --retriever RUN_DIR --beir DIR --split train --output hard.jsonl \\
         --depth 200 --num_negatives 30
 
-Every judged-relevant document of a query is excluded (SPEC "CoT-MAE v2": top 200, every qrels
+Every judged-relevant document of a query is excluded (docs/methods.md#cot-mae-v2: top 200, every qrels
 positive excluded, sampled). The output feeds ``scripts/finetune_retriever.py --train_file``.
 """
 

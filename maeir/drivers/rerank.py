@@ -1,4 +1,4 @@
-"""Driver of ``scripts/rerank.py``: re-rank a TREC run with a cross-encoder and score it (SPEC "MD2PR" ranker).
+"""Driver of ``scripts/rerank.py``: re-rank a TREC run with a cross-encoder and score it (docs/methods.md#md2pr).
 
     python scripts/rerank.py --model D --beir DIR --split test --run RUN.trec --output_dir OUT
 

@@ -1,4 +1,4 @@
-"""Response selection with a bi-encoder (SPEC "Dial-MAE", fine-tuning and evaluation).
+"""Response selection with a bi-encoder (docs/methods.md#dial-mae, fine-tuning and evaluation).
 
 Fine-tuning (``scripts/finetune_response_selection.py [CONFIG] --model_name_or_path M --train_file F
 --output_dir D``): a :class:`~maeir.modeling.BiEncoderModel` whose query tower encodes the dialogue

@@ -1,6 +1,6 @@
 """Driver of ``scripts/retrieval_pipeline.py``: the multi-stage retriever fine-tuning of CoT-MAE v2, one config.
 
-SPEC "CoT-MAE v2" fine-tuning pipeline, as the CoT-MAE papers run it:
+The fine-tuning pipeline of docs/methods.md#cot-mae-v2, as the CoT-MAE papers run it:
 
 1. **BM25 negatives** for the training queries (``bm25s``; top ``bm25_depth``, every judged-relevant
    document excluded) -> ``OUT/stage1_bm25.jsonl``;

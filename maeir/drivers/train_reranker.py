@@ -5,7 +5,7 @@
 
 Data as ``scripts/finetune_retriever.py``: a training JSONL, a BEIR folder's train split (BM25
 negatives mined with ``bm25s``) or, by default, the embedded benchmark. Each query's group is one
-positive and ``group_size - 1`` negatives (SPEC "MD2PR"). Writes ``D/`` (an
+positive and ``group_size - 1`` negatives (docs/methods.md#md2pr). Writes ``D/`` (an
 ``AutoModelForSequenceClassification`` checkpoint, recipe in ``config.json``, tokenizer,
 ``maeir_run.json``, ``README.md``); with ``--eval_split``, re-ranks the split's BM25 top
 ``--eval_depth`` and writes ``D/eval_{split}/run.trec`` and ``metrics.json``. Runs the same under

@@ -5,7 +5,7 @@
   in-batch / given negatives and cross-device negatives (``gather_across_devices``);
   :func:`info_nce` is its formula on a score matrix.
 - :class:`FLOPsRegularizer`: SPLADE's sparsity regulariser with its quadratic warm-up.
-- MD2PR (SPEC "MD2PR"): the ranker's listwise CE and the distillation terms (KL, attention and
+- MD2PR (docs/methods.md#md2pr): the ranker's listwise CE and the distillation terms (KL, attention and
   hidden-state alignment), as functions.
 """
 

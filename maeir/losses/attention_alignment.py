@@ -1,4 +1,4 @@
-"""Word-level distillation (a): attention alignment (SPEC "MD2PR", word level (a); paper Section 3.2).
+"""Word-level distillation (a): attention alignment (docs/methods.md#md2pr, word level (a); paper Section 3.2).
 
 For each (query, passage) pair of the teacher input ``[CLS] q [SEP] p [SEP]``:
 

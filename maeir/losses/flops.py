@@ -2,9 +2,9 @@
 
 ``flops(w) = sum_j (mean_i |w_ij|)^2`` over a batch of sparse vocabulary vectors ``w [B, V]``
 (Paria et al., 2020; SPLADE, Formal et al., 2021, Section 3.2): it penalises the expected number of
-floating-point operations of an inverted-index dot product. SPEC "CoT-MAE v2" fine-tuning asks for
-separate weights for queries and passages and a quadratic warm-up: the weight at step ``t`` is
-``lambda * min(1, (t / warmup_steps) ** 2)`` (SPLADE's authors' schedule).
+floating-point operations of an inverted-index dot product. CoT-MAE v2 fine-tuning
+(docs/methods.md#cot-mae-v2) uses separate weights for queries and passages and a quadratic warm-up:
+the weight at step ``t`` is ``lambda * min(1, (t / warmup_steps) ** 2)`` (SPLADE's authors' schedule).
 
 Public API: :func:`flops`, :class:`FLOPsRegularizer`.
 """

@@ -1,4 +1,4 @@
-"""Word-level distillation (b): hidden-state alignment (SPEC "MD2PR", word level (b); paper Section 3.2).
+"""Word-level distillation (b): hidden-state alignment (docs/methods.md#md2pr, word level (b); paper Section 3.2).
 
 The student's query-tower states of the query tokens (its passage-tower states of the passage
 tokens) are pulled towards the teacher's final-layer states on the query (passage) span of the

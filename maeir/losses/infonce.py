@@ -1,7 +1,7 @@
 """InfoNCE over in-batch and given (hard) negatives, with cross-device negatives as an option.
 
-The one InfoNCE of the package: the bi-encoder's own loss (SPEC "CoT-MAE v2" fine-tuning, "Dial-MAE"
-fine-tuning), the contrastive trainer's objective and MD2PR's CE term all call :class:`InfoNCELoss`.
+The one InfoNCE of the package: the bi-encoder's own loss (fine-tuning in docs/methods.md#cot-mae-v2 and
+docs/methods.md#dial-mae), the contrastive trainer's objective and MD2PR's CE term all call :class:`InfoNCELoss`.
 
 Layout: ``Q`` queries and ``P = Q * G`` passages in groups of ``G``; group ``i`` is
 ``[positive_i, negative_i_1, ..., negative_i_{G-1}]``, so query ``i``'s target is passage ``i * G``.
@@ -15,7 +15,7 @@ With ``gather_across_devices`` and several processes, the representations (and t
 process are all-gathered, this process's slice keeping its graph (:func:`maeir.distributed.gather_with_grad`),
 and every process computes the loss of the global batch. DDP averages gradients over the ``W``
 processes, so the loss must be multiplied by ``W`` before back-propagating (``InfoNCEOutput.scale``,
-SPEC "Pitfalls"): the gradients then equal those of one process holding the whole batch.
+docs/methods.md#pitfalls): the gradients then equal those of one process holding the whole batch.
 
 Public API: :class:`InfoNCELoss` (an ``nn.Module`` returning :class:`InfoNCEOutput`), :func:`info_nce`
 (the formula on a score matrix), :func:`group_targets`, :func:`exclusion_matrix`, :func:`dot_scores`.

@@ -1,4 +1,4 @@
-"""Sentence-level distillation: KL(teacher ‖ student) over each query's candidate group (SPEC "MD2PR").
+"""Sentence-level distillation: KL(teacher ‖ student) over each query's candidate group (docs/methods.md#md2pr).
 
 ``scores`` are ``[Q, G]`` (query ``i`` with the ``G`` candidates of its own group). The target is
 ``p_t = softmax(teacher / teacher_temperature)`` and the student distribution
@@ -6,7 +6,7 @@
 
     KL(p_t ‖ p_s) = sum_ij p_t[i, j] * (log p_t[i, j] - log p_s[i, j]) / Q
 
-i.e. ``reduction="batchmean"`` (the sum over a row divided by the number of rows; SPEC "Pitfalls":
+i.e. ``reduction="batchmean"`` (the sum over a row divided by the number of rows; docs/methods.md#pitfalls:
 ``"mean"`` would also divide by ``G``). Candidates with ``keep == False`` (padding slots, filtered
 false negatives) are removed from the target, which is renormalised over the kept candidates so
 it still sums to one; with ``mask_student`` (default) they are also removed from the student's

@@ -1,4 +1,4 @@
-"""Listwise cross-entropy over candidate groups (SPEC "MD2PR": the ranker's training loss).
+"""Listwise cross-entropy over candidate groups (docs/methods.md#md2pr: the ranker's training loss).
 
 Layout: ``scores`` is ``[Q, G]``: row ``i`` holds query ``i``'s group, positive first (column
 ``target``, 0 by default) then ``G - 1`` negatives. The loss is the mean over queries of

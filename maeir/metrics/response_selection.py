@@ -1,4 +1,4 @@
-"""Response-selection metrics: R_n@k, MRR, MAP and P@1 over candidate groups (SPEC "Dial-MAE", evaluation).
+"""Response-selection metrics: R_n@k, MRR, MAP and P@1 over candidate groups (docs/methods.md#dial-mae).
 
 Each group is one context with its ``n`` scored candidates and 0/1 labels; groups are keyed by
 context id by the caller, never by batch or file position. Per group:

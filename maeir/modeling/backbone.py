@@ -1,4 +1,4 @@
-"""Backbone access shared by every method (SPEC "Shared ground").
+"""Backbone access shared by every method (docs/methods.md#shared-ground).
 
 The parts of a Hugging Face masked-LM model are reached through its public accessors
 (``base_model``, ``get_input_embeddings()``, ``get_output_embeddings()``), never through

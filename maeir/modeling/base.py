@@ -2,7 +2,7 @@
 
 Every pre-training model holds the backbone as a complete ``*ForMaskedLM`` model in ``self.backbone``
 (encoder + tied MLM head), so that the plain backbone checkpoint can be written out at any time with
-:meth:`MaskedAutoEncoderPreTrainedModel.save_encoder` (SPEC "Two checkpoints").
+:meth:`MaskedAutoEncoderPreTrainedModel.save_encoder` (docs/methods.md#two-checkpoints).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Bi-encoder for retrieval and response selection: dense, sparse (SPLADE) and hybrid views.
 
-Implements the fine-tuning model of SPEC "CoT-MAE v2" (dense [CLS] view + SPLADE sparse view, score
-``dense_q . dense_p + sparse_q . sparse_p``) and SPEC "Dial-MAE" (context tower / response tower,
-untied by default there, [CLS], dot product / temperature). The encoding recipe lives in
+Implements the fine-tuning model of CoT-MAE v2 (docs/methods.md#cot-mae-v2: dense [CLS] view + SPLADE
+sparse view, score ``dense_q . dense_p + sparse_q . sparse_p``) and of Dial-MAE (docs/methods.md#dial-mae:
+context tower / response tower, untied by default there, [CLS], dot product / temperature). The encoding recipe lives in
 :class:`~maeir.modeling.configuration_bi_encoder.BiEncoderConfig`.
 
 Public API (names are stable):

@@ -1,6 +1,6 @@
 """Configuration of :class:`maeir.modeling.bi_encoder.BiEncoderModel`: towers plus the encoding recipe.
 
-The config *is* the encoding recipe (SPEC "Pitfalls": the recipe must travel with the model): pooling,
+The config *is* the encoding recipe (docs/methods.md#pitfalls: the recipe must travel with the model): pooling,
 normalisation, max lengths, truncation sides, query/passage prefixes, score function and temperature
 are all fields, saved in ``config.json`` by ``save_pretrained`` (and mirrored in
 ``encoding_recipe.json``), so ``BiEncoderModel.from_pretrained`` encodes exactly as in training.
@@ -48,9 +48,9 @@ RECIPE_FIELDS = (
 class BiEncoderConfig(PreTrainedConfig):
     """A query tower and a passage tower (one shared module when tied) and how they encode text.
 
-    Implements the fine-tuning bi-encoder of SPEC "CoT-MAE v2" (dense + sparse views, ``s(q, p) =
-    dense_q . dense_p + sparse_q . sparse_p``) and SPEC "Dial-MAE" (context / response towers, [CLS],
-    dot product / temperature): the query tower is the context tower, the passage tower the response one.
+    Implements the fine-tuning bi-encoder of CoT-MAE v2 (docs/methods.md#cot-mae-v2: dense + sparse views,
+    ``s(q, p) = dense_q . dense_p + sparse_q . sparse_p``) and of Dial-MAE (docs/methods.md#dial-mae: context /
+    response towers, [CLS], dot product / temperature): the query tower is the context tower, the passage tower the response one.
 
     Args:
         encoder_config: the backbone's config (any BERT-like encoder; a masked-LM head is needed for
@@ -104,7 +104,7 @@ class BiEncoderConfig(PreTrainedConfig):
     paper: ClassVar[dict] = {
         "title": "CoT-MAE v2: Contextual Masked Auto-Encoder with Multi-view Modeling for Passage Retrieval",
         "arxiv": "2304.03158",
-        "section": "Section 3.4 (fine-tuning) and SPEC 'CoT-MAE v2' / 'Dial-MAE' fine-tuning bullets",
+        "section": "Section 3.4 (fine-tuning); maeir docs/methods.md#cot-mae-v2 and docs/methods.md#dial-mae",
     }
 
     def __post_init__(self, **kwargs):

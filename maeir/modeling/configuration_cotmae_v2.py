@@ -16,7 +16,7 @@ SPARSE_PROJECTIONS = ("embeddings", "linear")
 class CoTMAEv2Config(PretrainingConfig):
     """CoT-MAE v2: contextual masked auto-encoding with dense + sparse views and AE + AR decoders.
 
-    SPEC "CoT-MAE v2". The encoder reads an anchor span masked at ``encoder_mask_rate`` (MLM loss
+    See docs/methods.md#cot-mae-v2. The encoder reads an anchor span masked at ``encoder_mask_rate`` (MLM loss
     ``L_enc``). Two views of the anchor: dense = the final-layer [CLS] state; sparse = for each
     vocabulary entry the max over the anchor's real positions of ``log(1 + relu(mlm_logits))``,
     top ``sparse_top_k`` entries kept, projected to the hidden size. Each view in turn replaces the
@@ -24,7 +24,7 @@ class CoTMAEv2Config(PretrainingConfig):
     masked at ``decoder_mask_rate``, bidirectional, MLM) and AR-Dec (context unmasked, causal,
     position ``i`` predicts token ``i + 1``). ``loss = encoder_loss_weight * L_enc + ae_loss_weight *
     mean_views(L_ae) + ar_loss_weight * mean_views(L_ar)``. The defaults are CoT-MAE v1's code
-    (the SPEC's "ship v1's rates"); ``configs/cotmae_v2_base_paper_note.yaml`` holds the paper
+    (docs/methods.md#cot-mae-v2, "Rates and schedule"); ``configs/cotmae_v2_base_paper_note.yaml`` holds the paper
     note's 15% / batch 1024 / lr 1e-4 / 100k-step recipe.
 
     Args:
@@ -39,24 +39,24 @@ class CoTMAEv2Config(PretrainingConfig):
         context_sampling: how each anchor's context span is drawn from its document: ``"nearby"``
             (the previous or next span), ``"overlapping"`` (a span-sized window that starts inside
             the anchor and runs past its end, or ends inside it and starts before it), ``"random"``
-            (any other span of the document), or ``"mixed"`` (a type drawn per example, SPEC default).
-            *Choice left open by the SPEC.*
+            (any other span of the document), or ``"mixed"`` (a type drawn per example, the default).
+            *Choice left open by the paper.*
         context_sampling_weights: ``mixed`` only: weights of ``(nearby, overlapping, random)``
             (default equal); a type that an anchor lacks is left out and the rest renormalised.
         symmetric: each batch also holds every pair reversed, so each span is also the other's
-            context (SPEC); the batch then has ``2 x per_device_train_batch_size`` rows.
+            context (the default); the batch then has ``2 x per_device_train_batch_size`` rows.
         views: the views that drive the decoders (``["dense", "sparse"]``; ``["dense"]`` is a
             CoT-MAE v1-like ablation).
         use_ae_decoder / use_ar_decoder: run AE-Dec / AR-Dec (ablations; the method uses both).
         ae_decoder_layers / ar_decoder_layers: depth of each decoder (the authors' multi-view code: 1
-            each; SPEC: 1 to 4).
+            each; 1 to 4 are typical).
         decoder_dropout: dropout inside the decoders; ``None`` keeps the backbone's (v1 builds the
             decoder from the backbone config).
         encoder_loss_weight / ae_loss_weight / ar_loss_weight: loss weights (paper: 1, 1, 1).
         sparse_top_k: entries kept in the pre-training sparse view (0 or None: all, then the full
             ``[B, V]`` vector is formed; default 768, the fine-tuning k of the paper note).
         sparse_projection: how the sparse vector becomes a decoder input of the hidden size.
-            ``"embeddings"`` (default, SPEC): ``LayerNorm(sum_j w_j E_j)`` with the backbone's word
+            ``"embeddings"`` (default): ``LayerNorm(sum_j w_j E_j)`` with the backbone's word
             embeddings ``E`` (no new V x H matrix; gradients reach ``E``). ``"linear"``: a new,
             untied V x H matrix then LayerNorm (V x H more parameters). *Choice left open.*
         sparse_pool_masked_positions: the sparse view pools the anchor's masked positions too (they

@@ -9,7 +9,9 @@ from .base import PretrainingConfig
 
 
 class DialMAEConfig(PretrainingConfig):
-    """Dial-MAE: the encoder reads the dialogue context, a shallow decoder rebuilds the response (SPEC "Dial-MAE").
+    """Dial-MAE: the encoder reads the dialogue context, a shallow decoder rebuilds the response.
+
+    Design, defaults and deviations from the authors' code: docs/methods.md#dial-mae.
 
     The encoder sees ``[CLS] u1 [SEP] ... un [SEP]`` (turns joined with the tokenizer's SEP), of which
     the LAST ``context_max_length`` tokens are kept, masked at ``encoder_mask_rate`` (whole words,

@@ -8,7 +8,9 @@ from .base import PretrainingConfig
 
 
 class MAELMConfig(PretrainingConfig):
-    """MAE-LM: [MASK] tokens are removed from the encoder; a shallow decoder restores them (SPEC "MAE-LM").
+    """MAE-LM: [MASK] tokens are removed from the encoder; a shallow decoder restores them.
+
+    Design, defaults and deviations from the paper: docs/methods.md#mae-lm.
 
     Args:
         encoder_config: the backbone's config.

@@ -10,6 +10,8 @@ from .base import PretrainingConfig
 class MaskedLMConfig(PretrainingConfig):
     """Plain MLM continued pre-training: the baseline every MAE method is compared with.
 
+    Design and defaults: docs/methods.md#plain-mlm.
+
     Args:
         encoder_config: the backbone's config.
         mask_rate: share of each sequence's words that are masked.

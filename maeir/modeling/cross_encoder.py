@@ -1,12 +1,12 @@
 """Cross-encoder ranker (the MD2PR teacher): ``[CLS] q [SEP] p [SEP]`` -> one relevance logit.
 
-Implements the ranker of SPEC "MD2PR": an ``AutoModelForSequenceClassification`` with
+Implements the ranker of docs/methods.md#md2pr: an ``AutoModelForSequenceClassification`` with
 ``num_labels = 1`` on any backbone (BERT, RoBERTa, DeBERTa, ELECTRA, a maeir ``encoder/`` export,
 ``"minilm"``), trained with listwise CE over groups (:class:`maeir.trainers.RankerTrainer`). Nothing
 maeir-specific is needed to load it: a trained ranker folder is a plain ``transformers`` checkpoint
 (safetensors + tokenizer) that ``AutoModelForSequenceClassification`` and sentence-transformers'
 ``CrossEncoder`` load; its input recipe (max length, titles) is stored in ``config.json`` under
-``maeir_ranker``, so reloading scores exactly as in training (SPEC "Pitfalls": the recipe travels
+``maeir_ranker``, so reloading scores exactly as in training (docs/methods.md#pitfalls: the recipe travels
 with the model).
 
 Public API:

@@ -1,4 +1,4 @@
-"""Shallow decoder stack shared by every method (SPEC "Decoders").
+"""Shallow decoder stack shared by every method (docs/methods.md#decoders).
 
 A few randomly initialised transformer layers of the backbone's own layer type and width, driven
 through the library's SDPA attention with an explicit additive mask: bidirectional + padding, or

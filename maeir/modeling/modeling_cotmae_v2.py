@@ -1,6 +1,6 @@
 """CoT-MAE v2 (Wu et al., 2023): contextual masked auto-encoding with multi-view representation and decoding.
 
-Paper §3 as fixed by SPEC "CoT-MAE v2". The backbone encoder reads a masked anchor span (MLM loss
+Paper §3, as described in docs/methods.md#cot-mae-v2. The backbone encoder reads a masked anchor span (MLM loss
 at its masked positions through the tied head). Two views of the anchor come out of that single
 encoder pass:
 

@@ -1,6 +1,6 @@
 """Dial-MAE (Su et al., 2023/2024): asymmetric context encoder / response decoder post-training.
 
-Paper §3 as fixed by SPEC "Dial-MAE": the deep encoder (the backbone) reads the masked dialogue
+Paper §3, as described in docs/methods.md#dial-mae: the deep encoder (the backbone) reads the masked dialogue
 context and yields its final-layer [CLS] state, the dialogue embedding. The shallow decoder (1
 layer by default, the backbone's own layer type) reads the heavily masked response, embedded with
 the backbone's own embedding module (word + position + LayerNorm), whose position 0 ([CLS]) is

@@ -1,6 +1,6 @@
 """MAE-LM (Meng et al., 2023): the encoder never sees [MASK]; a shallow decoder restores the masked tokens.
 
-Section 4 of the paper, as fixed by SPEC "MAE-LM": masked tokens are removed from the encoder input,
+Section 4 of the paper, as described in docs/methods.md#mae-lm: masked tokens are removed from the encoder input,
 which runs on a compacted, shorter tensor whose tokens keep their original position ids. The decoder
 puts the encoder outputs back at their positions, fills the masked slots with the [MASK] word
 embedding, adds its own learned position embeddings and LayerNorm, runs a few bidirectional layers

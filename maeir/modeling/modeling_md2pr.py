@@ -8,7 +8,7 @@ same weights, same encoding, same ``save_pretrained`` output): it only adds
   normalisation and the sparse view stay exactly the bi-encoder's), going through the (DDP-wrapped)
   model's own ``forward``;
 - an optional ``hidden_projection`` (``nn.Linear(student width, teacher width)``) for hidden-state
-  alignment with a teacher of another width (SPEC "MD2PR", word level (b)). It is a training-only
+  alignment with a teacher of another width (docs/methods.md#md2pr, word level (b)). It is a training-only
   part: ``save_pretrained`` writes a plain ``BiEncoderModel`` checkpoint (``architectures`` included)
   and puts the projection in ``md2pr_projection.safetensors`` beside it (read back on resume).
 

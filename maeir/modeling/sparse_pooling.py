@@ -1,6 +1,6 @@
-"""Top-k SPLADE pooling that never keeps full-position vocabulary logits (SPEC "Shared ground", exception).
+"""Top-k SPLADE pooling that never keeps full-position vocabulary logits (docs/methods.md#shared-ground).
 
-The sparse view of CoT-MAE v2 (SPEC "CoT-MAE v2") is, for every vocabulary entry ``j``,
+The sparse view of CoT-MAE v2 (docs/methods.md#cot-mae-v2) is, for every vocabulary entry ``j``,
 ``w_j = max_i log(1 + relu(logits_ij))`` over the real positions ``i``, of which only the top ``k``
 entries are kept. Computed naively, autograd keeps the ``[B, L, V]`` logits (fp32: 1 GB for 64 x 128
 BERT-base spans) and the backward pass multiplies through all of them again.

@@ -112,7 +112,7 @@ class RetrieverDataArguments:
 
 @dataclass
 class RetrieverTrainingArguments(TrainingArguments):
-    """``TrainingArguments`` plus the contrastive-training fields (SPEC "CoT-MAE v2" fine-tuning)."""
+    """``TrainingArguments`` plus the contrastive-training fields (docs/methods.md#cot-mae-v2 fine-tuning)."""
 
     flops_query_weight: float = field(default=0.0, metadata={"help": "FLOPs regulariser weight (queries)."})
     flops_passage_weight: float = field(

@@ -2,7 +2,7 @@
 
 Public API: :class:`DenseIndex` (``build``, ``search``, ``save``, ``load``) and :func:`dense_search`
 (embeddings in, a run ``{query_id: {doc_id: score}}`` out). Scores are inner products (cosine for
-normalised vectors), as SPEC "CoT-MAE v2" retrieval asks.
+normalised vectors), as CoT-MAE v2 retrieval asks (docs/methods.md#cot-mae-v2).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Public API:
 - :data:`DEFAULT_MEASURES` (``MRR@10``, ``nDCG@10``, ``R@100``, ``R@1000``) and :func:`parse_measures`
   (our names or any ``ir-measures`` name, e.g. ``P@5``, ``AP``, ``nDCG@10``, ``RR(rel=2)@10``).
 - :func:`evaluate_run`: metric means over **every** judged query (a query the run misses counts as
-  0, as the MS MARCO MRR@10 convention asks; SPEC "CoT-MAE v2" metrics), computed per query by
+  0, as the MS MARCO MRR@10 convention asks; docs/methods.md#cot-mae-v2 metrics), computed per query by
   ``ir-measures``; returns ``{name: value}`` plus ``num_queries`` and ``queries_without_results``.
 - :func:`write_trec_run` / :func:`read_trec_run`: ``qid Q0 docid rank score tag`` files.
 - :func:`format_table`: a Markdown table of several systems' metrics.

@@ -1,4 +1,4 @@
-"""Hybrid fusion of a dense and a sparse run (SPEC "CoT-MAE v2": sum of both scores over the union).
+"""Hybrid fusion of a dense and a sparse run (docs/methods.md#cot-mae-v2: sum of both scores over the union).
 
 Public API:
 

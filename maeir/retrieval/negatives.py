@@ -1,6 +1,6 @@
 """Hard negatives for training JSONL: BM25 negatives and negatives mined from a trained retriever.
 
-SPEC "CoT-MAE v2" fine-tuning pipeline: BM25 negatives -> hard negatives mined from the stage-1
+The fine-tuning pipeline of docs/methods.md#cot-mae-v2: BM25 negatives -> hard negatives mined from the stage-1
 retriever (top 200, every qrels positive excluded) -> ... Both sources go through
 :func:`sample_negatives`, which never returns a judged-relevant document of the query.
 

@@ -5,7 +5,7 @@ posting list of vocabulary entry ``t`` (document numbers and weights). Scoring a
 one sparse-sparse product ``Q [q, V] @ D^T [V, N]``, which only touches the posting lists of the
 queries' terms (what an inverted index does) and yields a sparse ``[q, N]`` score matrix whose
 non-zeros are exactly the documents sharing a term with the query; the top ``k`` of each row are
-kept. Runs on the device the index is on (SPEC "CoT-MAE v2": sparse retrieval).
+kept. Runs on the device the index is on (docs/methods.md#cot-mae-v2: sparse retrieval).
 
 Public API: :class:`SparseIndex` (``search``, ``save``, ``load``) and :func:`sparse_search`.
 """

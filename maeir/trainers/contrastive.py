@@ -1,8 +1,8 @@
 """``ContrastiveTrainer``: InfoNCE bi-encoder training with cross-device negatives and gradient caching.
 
-Implements the fine-tuning recipe of SPEC "CoT-MAE v2" (InfoNCE over in-batch and hard negatives,
-FLOPs regulariser on the sparse view) and SPEC "Dial-MAE" (in-batch + given negatives), with the
-SPEC "Pitfalls" fix for cross-device negatives. A thin subclass of
+Implements the fine-tuning recipes of CoT-MAE v2 (InfoNCE over in-batch and hard negatives, FLOPs
+regulariser on the sparse view; docs/methods.md#cot-mae-v2) and Dial-MAE (in-batch + given negatives;
+docs/methods.md#dial-mae), with the fix for cross-device negatives (docs/methods.md#pitfalls). A thin subclass of
 :class:`maeir.trainers.PretrainingTrainer` (atomic checkpoints, per-part loss logging); it overrides
 
 * ``compute_loss``: encode queries and passages, then :class:`maeir.losses.InfoNCELoss`
@@ -58,12 +58,12 @@ def contrastive_objective(
 
     With ``cross_device`` and several processes, representations are gathered (:class:`InfoNCELoss`),
     every process computes the loss of the global batch, and the returned loss is multiplied by
-    ``scale`` = the world size, because DDP averages gradients (SPEC "Pitfalls"). ``parts`` (detached,
+    ``scale`` = the world size, because DDP averages gradients (docs/methods.md#pitfalls). ``parts`` (detached,
     unscaled): ``contrastive_loss`` and, with a FLOPs regulariser on a sparse view, ``flops_loss``,
     ``query_flops`` and ``passage_flops``. With ``view_losses`` a hybrid model also gets each view's
     own InfoNCE (``dense_loss``, ``sparse_loss``, same temperature, scores weighted as in the hybrid
-    sum), so that each view is trained to retrieve on its own; the default is SPEC "CoT-MAE v2"'s
-    single InfoNCE on the summed score.
+    sum), so that each view is trained to retrieve on its own; the default is the single InfoNCE on the summed
+    score (docs/methods.md#cot-mae-v2).
     """
     infonce = InfoNCELoss(
         model.score, model.config.temperature, in_batch_negatives=in_batch_negatives,

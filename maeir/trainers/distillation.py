@@ -1,4 +1,4 @@
-"""``MD2PRTrainer``: multi-level distillation of a frozen cross-encoder into a dual encoder (SPEC "MD2PR").
+"""``MD2PRTrainer``: distils a frozen cross-encoder into a dual encoder (docs/methods.md#md2pr).
 
 A thin subclass of :class:`maeir.trainers.ContrastiveTrainer` (the model is the student, an
 :class:`~maeir.modeling.modeling_md2pr.MD2PRStudentModel`; saved folders are plain bi-encoders). The
@@ -13,7 +13,7 @@ It overrides
   :func:`maeir.distillation.objective.md2pr_objective`; every term, the false-negative count and rate,
   the threshold and the teacher's time per step (``teacher_seconds``) are logged;
 * ``training_step``: reports the true loss (the CE part of the back-propagated loss is multiplied by
-  the world size for DDP; SPEC "Pitfalls");
+  the world size for DDP; docs/methods.md#pitfalls);
 * ``_write_extras``: card, ``maeir_run.json`` (with the MD2PR settings and false-negative totals) and
   ``md2pr_config.json``;
 * ``_load_from_checkpoint``: also restores the hidden projection (``md2pr_projection.safetensors``).

@@ -1,4 +1,4 @@
-"""``RankerTrainer``: listwise CE training of a cross-encoder ranker over candidate groups (SPEC "MD2PR").
+"""``RankerTrainer``: listwise CE training of a cross-encoder ranker over candidate groups (docs/methods.md#md2pr).
 
 A thin subclass of :class:`maeir.trainers.PretrainingTrainer` (atomic checkpoints, per-part logging). It
 overrides
