@@ -211,5 +211,8 @@ def test_resumed_fine_tuning_matches_uninterrupted(kind, tmp_path, tiny_backbone
     with pytest.raises(ConfigError, match="finished run"):
         main([*argv, "--output_dir", str(resumed)])
     main([*argv, "--output_dir", str(resumed), "--overwrite_output_dir", "true", "--save_steps", "3"])
-    assert sorted(p.name for p in resumed.glob("checkpoint-*")) == ["checkpoint-3"]
+    # the old run's checkpoint-2 is gone; the new run saved at step 3 and (transformers 5) at its last step
+    assert sorted(p.name for p in resumed.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
+    new_state = json.loads((resumed / "checkpoint-4" / "trainer_state.json").read_text())
+    assert new_state["save_steps"] == 3 and not any(e.get("marker") for e in new_state["log_history"])
     assert not (resumed / LOCK_NAME).exists()
