@@ -19,12 +19,12 @@ class ClsRetrievalView(torch.nn.Module):
     retrieval stack (:func:`maeir.retrieval.search.retrieve`): what the zero-shot probe scores.
 
     Holds the very module it is given (a post-training model's encoder while it trains), so the probe
-    needs no copy; ``config`` is a :class:`~maeir.modeling.configuration_bi_encoder.BiEncoderConfig`
+    needs no copy; ``config`` is a :class:`~maeir.retrieval.configuration_bi_encoder.BiEncoderConfig`
     (representation ``dense``) for tokenisation and search.
     """
 
     def __init__(self, encoder, **recipe: Any) -> None:
-        from ...modeling.configuration_bi_encoder import BiEncoderConfig
+        from ...retrieval.configuration_bi_encoder import BiEncoderConfig
 
         super().__init__()
         self.encoder = encoder
@@ -33,7 +33,7 @@ class ClsRetrievalView(torch.nn.Module):
         )
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, side: str = "query", **kwargs):
-        from ...modeling.bi_encoder import pool_dense
+        from ...retrieval.modeling_bi_encoder import pool_dense
 
         hidden = self.encoder.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         dense = pool_dense(hidden, attention_mask, self.config.pooling)
@@ -153,7 +153,7 @@ class RetrievalTask:
         finetune: dict | None = None,
     ):
         """Fine-tune (or distil into) a bi-encoder from ``model_path``; score each of its views per query."""
-        from ...modeling.bi_encoder import load_bi_encoder
+        from ...retrieval.modeling_bi_encoder import load_bi_encoder
         from ...retrieval.search import retrieve
 
         fields = deep_merge(self.finetune_fields.get("args") or {}, finetune or {})

@@ -3,7 +3,7 @@
 Implements the fine-tuning model of CoT-MAE v2 (docs/methods.md#cot-mae-v2: dense [CLS] view + SPLADE
 sparse view, score ``dense_q . dense_p + sparse_q . sparse_p``) and of Dial-MAE (docs/methods.md#dial-mae:
 context tower / response tower, untied by default there, [CLS], dot product / temperature). The encoding recipe lives in
-:class:`~maeir.modeling.configuration_bi_encoder.BiEncoderConfig`.
+:class:`~maeir.retrieval.configuration_bi_encoder.BiEncoderConfig`.
 
 Public API (names are stable):
 
@@ -58,7 +58,7 @@ from transformers.utils import ModelOutput
 from ..errors import ConfigError
 from ..io_utils import atomic_directory, atomic_write_json
 from ..losses.infonce import InfoNCELoss
-from .backbone import check_load_report, init_bert_like_weights, mlm_head, resolve_backbone_path
+from ..modeling.backbone import check_load_report, init_bert_like_weights, mlm_head, resolve_backbone_path
 from .configuration_bi_encoder import RECIPE_FIELDS, BiEncoderConfig
 
 logger = logging.getLogger(__name__)
@@ -468,7 +468,7 @@ class BiEncoderModel(PreTrainedModel):
         check_load_report(path, report)
         head_missing = False
         if config.uses_sparse:
-            from .backbone import checkpoint_weight_names
+            from ..modeling.backbone import checkpoint_weight_names
 
             names = checkpoint_weight_names(path)
             head_missing = bool(names) and not any("predictions" in n or "lm_head" in n for n in names)

@@ -41,7 +41,7 @@ from transformers import (
 
 from ..errors import ConfigError
 from ..io_utils import atomic_directory
-from .backbone import resolve_backbone_path
+from ..modeling.backbone import resolve_backbone_path
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def load_cross_encoder(
         ranker_recipe = RankerRecipe.from_dict(saved)
     else:
         ranker_recipe = RankerRecipe.from_dict(recipe)
-    from .bi_encoder import _quiet_transformers
+    from .modeling_bi_encoder import _quiet_transformers
 
     # No explicit attention implementation: SDPA where the architecture has it (BERT, RoBERTa, ...),
     # eager otherwise (DeBERTa-v2), instead of an error.
