@@ -10,7 +10,8 @@ from maeir.data.retrieval_collator import ContrastiveCollator
 from maeir.errors import ConfigError
 from maeir.losses import FLOPsRegularizer, flops, info_nce
 from maeir.modeling import BiEncoderModel, load_bi_encoder
-from maeir.retrieval.modeling_bi_encoder import pool_dense, sparse_top_k, splade_pool, tokenize
+from maeir.retrieval.pooling import pool_dense, sparse_top_k, splade_pool
+from maeir.retrieval.tokenization_bi_encoder import tokenize
 from maeir.trainers import ContrastiveTrainer
 
 
@@ -307,7 +308,7 @@ def test_sentence_transformers_folder_encodes_with_its_own_recipe(minilm_path, s
 def test_sentence_transformers_recipe_edge_cases(tiny_backbone_dir, tokenizer, tmp_path):
     import json
 
-    from maeir.retrieval.modeling_bi_encoder import sentence_transformers_recipe
+    from maeir.retrieval.sentence_transformers_folder import sentence_transformers_recipe
 
     model = BiEncoderModel.from_backbone(tiny_backbone_dir, pooling="cls", passage_max_length=64)
     folder = tmp_path / "st"

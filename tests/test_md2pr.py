@@ -28,7 +28,7 @@ from maeir.losses import (
     teacher_distribution,
 )
 from maeir.modeling.backbone import tiny_config
-from maeir.retrieval.modeling_bi_encoder import BiEncoderConfig
+from maeir.retrieval.configuration_bi_encoder import BiEncoderConfig
 from maeir.retrieval.modeling_cross_encoder import RankerRecipe, load_cross_encoder, score_pairs
 
 

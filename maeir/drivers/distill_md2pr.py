@@ -33,7 +33,7 @@ from ..errors import ConfigError
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..modeling.modeling_md2pr import MD2PRStudentModel
 from ..retrieval.arguments import RetrieverTrainingArguments
-from ..retrieval.modeling_bi_encoder import load_bi_encoder
+from ..retrieval.loading import load_bi_encoder
 from ..retrieval.modeling_cross_encoder import load_cross_encoder
 from ..run_folder import resolve_resume
 from ..trainers.distillation import MD2PRTrainer

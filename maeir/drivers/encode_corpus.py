@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     import torch
 
     from ..retrieval.encode import encode_corpus
-    from ..retrieval.modeling_bi_encoder import load_bi_encoder
+    from ..retrieval.loading import load_bi_encoder
 
     if bool(args.beir) == bool(args.msmarco_collection):
         raise ConfigError(None, None, "give exactly one of --beir and --msmarco_collection", field="beir")

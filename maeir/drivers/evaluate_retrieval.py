@@ -83,7 +83,7 @@ def evaluate(
         import torch
 
         from ..retrieval.encode import Embeddings
-        from ..retrieval.modeling_bi_encoder import load_bi_encoder
+        from ..retrieval.loading import load_bi_encoder
         from ..retrieval.search import retrieve
 
         if model is None:

@@ -28,7 +28,7 @@ from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.flops import FLOPsRegularizer
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length
 from ..retrieval.arguments import RetrieverDataArguments, RetrieverModelArguments, RetrieverTrainingArguments
-from ..retrieval.modeling_bi_encoder import load_bi_encoder
+from ..retrieval.loading import load_bi_encoder
 from ..run_folder import resolve_resume
 from ..trainers.contrastive import ContrastiveTrainer
 from . import parse_training_command, training_driver

@@ -3,7 +3,8 @@
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 
 from ..retrieval.configuration_bi_encoder import BiEncoderConfig
-from ..retrieval.modeling_bi_encoder import BiEncoderModel, BiEncoderOutput, load_bi_encoder
+from ..retrieval.loading import load_bi_encoder
+from ..retrieval.modeling_bi_encoder import BiEncoderModel, BiEncoderOutput
 from ..retrieval.modeling_cross_encoder import (
     RankerRecipe,
     load_cross_encoder,

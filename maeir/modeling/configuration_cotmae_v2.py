@@ -71,7 +71,7 @@ class CoTMAEv2Config(PretrainingConfig):
         missing_head_bias: when the backbone checkpoint has no MLM head (e.g. all-MiniLM-L6-v2, a
             sentence-transformers model), ``from_backbone`` starts the head lexical instead of random
             (identity transform, output bias ``missing_head_bias``;
-            :func:`maeir.retrieval.modeling_bi_encoder.init_lexical_mlm_head`, the retriever's own rule): a random
+            :func:`maeir.modeling.bi_encoder.init_lexical_mlm_head`, the retriever's own rule): a random
             head makes every one of the ~30k entries positive, so the sparse view would be top-k noise.
             None keeps a random head. *Choice left open (the paper starts from BERT's trained head).*
         ar_predict_end_token: AR-Dec also predicts the span's closing special token ([SEP]) from the

@@ -36,7 +36,7 @@ from torch import nn
 from transformers import AutoTokenizer
 from transformers.utils import ModelOutput
 
-from ..retrieval.modeling_bi_encoder import init_lexical_mlm_head, splade_pool
+from ..retrieval.pooling import init_lexical_mlm_head, splade_pool
 from .backbone import checkpoint_weight_names, masked_lm_loss, resolve_backbone_path
 from .base import MaskedAutoEncoderPreTrainedModel
 from .configuration_cotmae_v2 import CoTMAEv2Config

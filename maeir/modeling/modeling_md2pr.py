@@ -1,6 +1,6 @@
 """The MD2PR student: the retrieval stack's dense dual encoder, plus the token states word-level distillation needs.
 
-:class:`MD2PRStudentModel` *is* a :class:`~maeir.retrieval.modeling_bi_encoder.BiEncoderModel` (same config,
+:class:`MD2PRStudentModel` *is* a :class:`~maeir.modeling.bi_encoder.BiEncoderModel` (same config,
 same weights, same encoding, same ``save_pretrained`` output): it only adds
 
 - ``forward(..., output_token_states=True)``: the final-layer token states of each tower (read with a

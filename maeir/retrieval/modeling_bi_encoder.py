@@ -22,21 +22,25 @@ Public API (names are stable):
     - ``save_bi_encoder(folder, tokenizer)``: ``save_pretrained`` + tokenizer + ``encoding_recipe.json``
       + plain tower checkpoints (``query_encoder/``, ``passage_encoder/``) + sentence-transformers files
       (``modules.json`` ...), atomically; ``from_pretrained(folder)`` then reproduces the encoding.
-- :func:`load_bi_encoder(name_or_path, **overrides) -> (model, tokenizer)`: any of a maeir bi-encoder
-  folder, a sentence-transformers folder, a pre-training run (its ``encoder/``) or a backbone folder.
-  Only the inference-time fields :data:`INFERENCE_FIELDS` of a trained model's recipe may be overridden.
-- :func:`tokenize` (recipe-aware tokenisation of one side), :func:`format_passage`,
-  :func:`pool_dense`, :func:`splade_pool`, :func:`sparse_top_k`, :func:`init_lexical_mlm_head`
-  (the sparse view's start when the backbone has no MLM head, e.g. all-MiniLM-L6-v2).
+- :func:`~maeir.retrieval.loading.load_bi_encoder(name_or_path, **overrides) -> (model, tokenizer)`: any
+  of a maeir bi-encoder folder, a sentence-transformers folder, a pre-training run (its ``encoder/``) or a
+  backbone folder. Only the inference-time fields
+  :data:`~maeir.retrieval.loading.INFERENCE_FIELDS` of a trained model's recipe may be overridden.
+- :mod:`maeir.retrieval.tokenization_bi_encoder`: :func:`tokenize` (recipe-aware tokenisation of one
+  side), :func:`format_passage`;
+- :mod:`maeir.retrieval.pooling`: :func:`pool_dense`, :func:`splade_pool`, :func:`sparse_top_k`,
+  :func:`init_lexical_mlm_head` (the sparse view's start when the backbone has no MLM head, e.g.
+  all-MiniLM-L6-v2);
+- :mod:`maeir.retrieval.sentence_transformers_folder`: the sentence-transformers files of a saved folder,
+  and the recipe of a sentence-transformers folder.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +53,6 @@ from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
     AutoTokenizer,
-    BatchEncoding,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
@@ -60,158 +63,18 @@ from ..io_utils import atomic_directory, atomic_write_json
 from ..losses.infonce import InfoNCELoss
 from ..modeling.backbone import check_load_report, init_bert_like_weights, mlm_head, resolve_backbone_path
 from .configuration_bi_encoder import RECIPE_FIELDS, BiEncoderConfig
+from .pooling import init_lexical_mlm_head, pool_dense, sparse_top_k, splade_pool
+from .sentence_transformers_folder import (
+    TOWER_FOLDERS,
+    sentence_transformers_recipe,
+    write_sentence_transformers_config,
+)
+from .tokenization_bi_encoder import SIDES, side_max_length, side_tokenizer
 
 logger = logging.getLogger(__name__)
 
 Representation = dict[str, torch.Tensor]
-SIDES = ("query", "passage")
 RECIPE_FILE = "encoding_recipe.json"
-#: Recipe fields that may differ at inference from training (longer passages, another top-k or
-#: hybrid weighting); the others define what the model computes and stay as trained.
-INFERENCE_FIELDS = frozenset(
-    {"query_max_length", "passage_max_length", "sparse_top_k", "dense_weight", "sparse_weight"}
-)
-TOWER_FOLDERS = {"query": "query_encoder", "passage": "passage_encoder"}
-
-
-# ---------------------------------------------------------------------------------------------
-# Text → ids, following the recipe
-
-
-def format_passage(config: BiEncoderConfig, text: str, title: str | None = None) -> str:
-    """``title + " " + text`` when the recipe includes titles and there is one, else ``text``."""
-    if title and config.include_title:
-        return f"{title} {text}"
-    return text
-
-
-@contextlib.contextmanager
-def _truncation_side(tokenizer: PreTrainedTokenizerBase, side: str) -> Iterator[None]:
-    previous = tokenizer.truncation_side
-    tokenizer.truncation_side = side
-    try:
-        yield
-    finally:
-        tokenizer.truncation_side = previous
-
-
-def tokenize(
-    tokenizer: PreTrainedTokenizerBase,
-    config: BiEncoderConfig,
-    texts: Sequence[str],
-    side: str,
-    padding: bool | str = True,
-    pad_to_multiple_of: int | None = None,
-    return_tensors: str | None = "pt",
-) -> BatchEncoding:
-    """Tokenise ``texts`` as queries or passages: prefix, max length and truncation side of the recipe."""
-    if side not in SIDES:
-        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
-    prefix = config.query_prefix if side == "query" else config.passage_prefix
-    max_length = config.query_max_length if side == "query" else config.passage_max_length
-    truncation_side = config.query_truncation_side if side == "query" else config.passage_truncation_side
-    texts = [prefix + text for text in texts] if prefix else list(texts)
-    with _truncation_side(tokenizer, truncation_side):
-        return tokenizer(
-            texts,
-            max_length=max_length,
-            truncation=True,
-            padding=padding,
-            pad_to_multiple_of=pad_to_multiple_of,
-            return_tensors=return_tensors,
-            return_token_type_ids=False,
-        )
-
-
-# ---------------------------------------------------------------------------------------------
-# Pooling
-
-
-def pool_dense(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
-    """``[B, L, H] -> [B, H]``: first position (``cls``), masked ``mean`` or masked ``max``."""
-    if mode == "cls":
-        return hidden[:, 0]
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    if mode == "mean":
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-    if mode == "max":
-        return hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).amax(dim=1)
-    raise ValueError(f"unknown pooling {mode!r}")
-
-
-def splade_pool(
-    head: nn.Module,
-    hidden: torch.Tensor,
-    valid: torch.Tensor,
-    chunk_size: int = 32,
-    excluded_ids: torch.Tensor | None = None,
-    recompute: bool = False,
-) -> torch.Tensor:
-    """SPLADE max pooling: ``w_j = max_i log(1 + relu(logits_ij))`` over positions with ``valid`` True.
-
-    Computed as ``log(1 + relu(max_i logits_ij))``: the same value and the same gradient, since
-    ``log1p(relu(.))`` is non-decreasing, with the element-wise work on ``[B, V]`` only. Logits are
-    computed ``chunk_size`` positions at a time (in fp32 for the max; chunks of padding only are
-    skipped), so the largest intermediate is ``[B, chunk_size, V]``, and it is not kept for the
-    backward pass (a max over a dimension keeps only its indices). Vocabulary entries in
-    ``excluded_ids`` are zero; rows without any valid position are all zero. ``recompute`` is
-    accepted for compatibility and has no effect (there is no large intermediate left to recompute).
-    """
-    length = hidden.shape[1]
-    valid = valid.bool()
-    out = None
-    for start in range(0, length, chunk_size):
-        mask = valid[:, start : start + chunk_size]
-        if not mask.any():
-            continue
-        logits = head(hidden[:, start : start + chunk_size]).float()
-        block = logits.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(dim=1).values
-        out = block if out is None else torch.maximum(out, block)
-    if out is None:  # nothing valid anywhere
-        vocab = head(hidden[:, :1]).shape[-1]
-        return hidden.new_zeros((hidden.shape[0], vocab), dtype=torch.float32) + hidden.sum() * 0.0
-    out = torch.log1p(torch.relu(out))
-    if excluded_ids is not None and excluded_ids.numel():
-        out = out.index_fill(1, excluded_ids.to(out.device), 0.0)
-    return out
-
-
-@torch.no_grad()
-def init_lexical_mlm_head(masked_lm: PreTrainedModel, output_bias: float = -6.0) -> None:
-    """Initialise a masked-LM head that the checkpoint did not have so that SPLADE starts lexical.
-
-    A fresh random head maps every position to noise over the whole vocabulary (all ~30k entries
-    active). Instead, every square ``hidden -> hidden`` projection of the head is set to the identity
-    (so logits are ``LayerNorm(act(h)) . word_embeddings``: the final hidden states of a BERT-like
-    encoder still point at their own and related tokens) and the output bias to ``output_bias``, so
-    only strong matches are positive. With all-MiniLM-L6-v2 and -6.0 a 64-word passage starts with
-    about 100 active entries, mostly its own and related words.
-    """
-    head = mlm_head(masked_lm)
-    output = masked_lm.get_output_embeddings()
-    for module in head.modules():
-        if (
-            isinstance(module, nn.Linear)
-            and module is not output
-            and module.in_features == module.out_features
-        ):
-            module.weight.copy_(torch.eye(module.in_features, dtype=module.weight.dtype))
-            if module.bias is not None:
-                module.bias.zero_()
-    if output.bias is not None:
-        output.bias.fill_(output_bias)
-
-
-def sparse_top_k(vectors: torch.Tensor, k: int | None) -> torch.Tensor:
-    """Keep the ``k`` largest entries of each row, zero the rest (``k`` None/0 or >= V: unchanged)."""
-    if not k or k >= vectors.shape[-1]:
-        return vectors
-    values, indices = vectors.topk(k, dim=-1)
-    return torch.zeros_like(vectors).scatter(-1, indices, values)
-
-
-# ---------------------------------------------------------------------------------------------
-# Model
 
 
 @dataclass
@@ -456,7 +319,7 @@ class BiEncoderModel(PreTrainedModel):
         auto = AutoModelForMaskedLM if config.uses_sparse else AutoModel
         # The load report only lists the parts this view does not use (a pooler, an MLM head): the
         # head of a backbone saved without one is fresh, which is said once below.
-        with _quiet_transformers():
+        with quiet_transformers():
             pretrained, report = auto.from_pretrained(
                 path,
                 config=backbone_config,
@@ -468,7 +331,7 @@ class BiEncoderModel(PreTrainedModel):
         check_load_report(path, report)
         head_missing = False
         if config.uses_sparse:
-            from ..modeling.backbone import checkpoint_weight_names
+            from .backbone import checkpoint_weight_names
 
             names = checkpoint_weight_names(path)
             head_missing = bool(names) and not any("predictions" in n or "lm_head" in n for n in names)
@@ -500,7 +363,7 @@ class BiEncoderModel(PreTrainedModel):
         recipe.update(overrides)
         model = cls.from_backbone(towers["query"], **recipe)
         if not model.config.tie_towers:
-            with _quiet_transformers():
+            with quiet_transformers():
                 passage, report = AutoModel.from_pretrained(
                     towers["passage"], local_files_only=True, attn_implementation="sdpa", use_safetensors=True,
                     output_loading_info=True,
@@ -530,11 +393,10 @@ class BiEncoderModel(PreTrainedModel):
             # Tied towers are also used for passages: save the passage-side settings.
             setting_side = "passage" if self.config.tie_towers else side
             if tokenizer is not None:
-                side_tokenizer = _side_tokenizer(tokenizer, self.config, setting_side)
-                side_tokenizer.save_pretrained(target)
+                side_tokenizer(tokenizer, self.config, setting_side).save_pretrained(target)
             atomic_write_json(
                 target / "sentence_bert_config.json",
-                {"max_seq_length": _max_length(self.config, setting_side), "do_lower_case": False},
+                {"max_seq_length": side_max_length(self.config, setting_side), "do_lower_case": False},
             )
 
     def save_bi_encoder(
@@ -564,7 +426,7 @@ class BiEncoderModel(PreTrainedModel):
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     from transformers.utils import logging as hf_logging
 
     previous = hf_logging.get_verbosity()
@@ -573,308 +435,3 @@ def _quiet_transformers() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(previous)
-
-
-def _max_length(config: BiEncoderConfig, side: str) -> int:
-    return config.query_max_length if side == "query" else config.passage_max_length
-
-
-def _side_tokenizer(
-    tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig, side: str
-) -> PreTrainedTokenizerBase:
-    import copy
-
-    side_tokenizer = copy.deepcopy(tokenizer)
-    side_tokenizer.truncation_side = (
-        config.query_truncation_side if side == "query" else config.passage_truncation_side
-    )
-    side_tokenizer.model_max_length = _max_length(config, side)
-    return side_tokenizer
-
-
-# ---------------------------------------------------------------------------------------------
-# sentence-transformers interoperability
-
-ST_TRANSFORMER = "sentence_transformers.models.Transformer"
-ST_POOLING = "sentence_transformers.models.Pooling"
-ST_NORMALIZE = "sentence_transformers.models.Normalize"
-ST_ROUTER = "sentence_transformers.models.Router"
-
-
-def _pooling_config(config: BiEncoderConfig) -> dict:
-    return {
-        "word_embedding_dimension": config.encoder_config.hidden_size,
-        "pooling_mode_cls_token": config.pooling == "cls",
-        "pooling_mode_mean_tokens": config.pooling == "mean",
-        "pooling_mode_max_tokens": config.pooling == "max",
-        "pooling_mode_mean_sqrt_len_tokens": False,
-    }
-
-
-def write_sentence_transformers_config(folder: str | os.PathLike, config: BiEncoderConfig) -> None:
-    """Write ``modules.json`` & co. so that ``SentenceTransformer(folder)`` encodes like the dense view.
-
-    Tied towers: ``Transformer(query_encoder/) -> Pooling [-> Normalize]``. Untied towers: a ``Router``
-    with a ``query`` route and a ``document`` route (``encode_query`` / ``encode_document``; plain
-    ``encode`` uses the document route). Prompts are the recipe's prefixes. sentence-transformers has
-    one ``max_seq_length`` per Transformer: tied towers get the passage length (a query longer than
-    ``query_max_length`` is then cut later than by maeir).
-    """
-    folder = Path(folder)
-    pooling = _pooling_config(config)
-    if config.tie_towers:
-        modules = [
-            {"idx": 0, "name": "0", "path": TOWER_FOLDERS["query"], "type": ST_TRANSFORMER},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": ST_POOLING},
-        ]
-        atomic_write_json(folder / "1_Pooling" / "config.json", pooling)
-        if config.normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": ST_NORMALIZE})
-            (folder / "2_Normalize").mkdir(parents=True, exist_ok=True)
-    else:
-        modules = [{"idx": 0, "name": "0", "path": "", "type": ST_ROUTER}]
-        types, structure = {}, {}
-        for side, route in (("query", "query"), ("passage", "document")):
-            names = [TOWER_FOLDERS[side], f"{route}_1_Pooling"]
-            types[names[0]] = ST_TRANSFORMER
-            types[names[1]] = ST_POOLING
-            atomic_write_json(folder / names[1] / "config.json", pooling)
-            if config.normalize:
-                names.append(f"{route}_2_Normalize")
-                types[names[2]] = ST_NORMALIZE
-                (folder / names[2]).mkdir(parents=True, exist_ok=True)
-            structure[route] = names
-        atomic_write_json(
-            folder / "router_config.json",
-            {
-                "types": types,
-                "structure": structure,
-                "parameters": {"default_route": "document", "allow_empty_key": True},
-            },
-        )
-    atomic_write_json(folder / "modules.json", modules)
-    atomic_write_json(
-        folder / "config_sentence_transformers.json",
-        {
-            "model_type": "SentenceTransformer",
-            "prompts": {"query": config.query_prefix, "document": config.passage_prefix},
-            "default_prompt_name": None,
-            "similarity_fn_name": "cosine" if config.normalize else "dot",
-        },
-    )
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except json.JSONDecodeError as err:
-        raise ConfigError(path, err.lineno, f"invalid JSON: {err.msg}") from None
-
-
-def _st_pooling_mode(path: Path) -> tuple[str, bool]:
-    """``(pooling, include_prompt)`` of a sentence-transformers ``Pooling`` folder (any version)."""
-    pooling = _read_json(path / "config.json") or {}
-    mode = pooling.get("pooling_mode")  # sentence-transformers >= 6 writes one string (or a list)
-    if isinstance(mode, list) and len(mode) == 1:
-        mode = mode[0]
-    if mode is None:
-        flags = [name for name in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
-                                   "weightedmean_tokens", "lasttoken") if pooling.get(f"pooling_mode_{name}")]  # fmt: skip
-        if len(flags) != 1:
-            raise ConfigError(
-                path / "config.json", None, f"unsupported pooling combination {flags}", "pooling_mode"
-            )
-        mode = flags[0]
-    mapping = {"cls": "cls", "cls_token": "cls", "mean": "mean", "mean_tokens": "mean", "max": "max",
-               "max_tokens": "max"}  # fmt: skip
-    if not isinstance(mode, str) or mode not in mapping:
-        raise ConfigError(path / "config.json", None, f"pooling {mode!r} is not supported (cls, mean, max)",
-                          "pooling_mode")  # fmt: skip
-    return mapping[mode], bool(pooling.get("include_prompt", True))
-
-
-def _st_max_length(transformer: Path, st_config: dict) -> int | None:
-    """The max length sentence-transformers uses for a ``Transformer`` folder.
-
-    ``max_seq_length`` of ``sentence_bert_config.json`` when given (sentence-transformers < 6 writes
-    it); otherwise the tokenizer's ``model_max_length`` capped at the model's
-    ``max_position_embeddings`` (what sentence-transformers >= 6 does, and what it saves).
-    """
-    if st_config.get("max_seq_length"):
-        return int(st_config["max_seq_length"])
-    lengths = [
-        (_read_json(transformer / "tokenizer_config.json") or {}).get("model_max_length"),
-        (_read_json(transformer / "config.json") or {}).get("max_position_embeddings"),
-    ]
-    lengths = [int(n) for n in lengths if isinstance(n, (int, float)) and 0 < n < 1e9]
-    return min(lengths) if lengths else None
-
-
-def _st_route(folder: Path, entries: list[tuple[str, str]]) -> tuple[dict, Path]:
-    """Recipe parts and Transformer folder of one chain of sentence-transformers modules.
-
-    The recipe parts: ``pooling``, ``normalize``, ``include_prompt``, ``max_length``, the tokenizer's
-    ``truncation_side`` and the per-task ``query_length`` / ``document_length`` of sentence-transformers
-    >= 6 (when set).
-    """
-    recipe: dict[str, Any] = {"normalize": False}
-    transformer = None
-    for path, kind in entries:
-        short = kind.rsplit(".", 1)[-1]
-        if short == "Transformer":
-            transformer = folder / path
-        elif short == "Pooling":
-            recipe["pooling"], recipe["include_prompt"] = _st_pooling_mode(folder / path)
-        elif short == "Normalize":
-            recipe["normalize"] = True
-        else:
-            raise ConfigError(folder / "modules.json", None, f"module type {kind!r} is not supported", "type")
-    if transformer is None or "pooling" not in recipe:
-        raise ConfigError(
-            folder / "modules.json", None, "expected a Transformer and a Pooling module", "type"
-        )
-    st_config = _read_json(transformer / "sentence_bert_config.json") or {}
-    tokenizer_config = _read_json(transformer / "tokenizer_config.json") or {}
-    if tokenizer_config.get("truncation_side") in ("left", "right"):
-        recipe["truncation_side"] = tokenizer_config["truncation_side"]
-    if st_config.get("do_lower_case"):
-        if not tokenizer_config.get("do_lower_case"):
-            raise ConfigError(
-                transformer / "sentence_bert_config.json", None,
-                "lower-casing the input for a tokenizer that does not lower-case is not supported",
-                "do_lower_case",
-            )  # fmt: skip
-    max_length = _st_max_length(transformer, st_config)
-    if max_length:
-        recipe["max_length"] = max_length
-    for key in ("query_length", "document_length"):
-        if st_config.get(key):
-            recipe[key] = int(st_config[key])
-    return recipe, transformer
-
-
-def _st_prompt(st_config: dict, names: tuple[str, ...]) -> str:
-    """The prompt ``encode_query`` / ``encode_document`` use: the first of ``names`` that the model has,
-    else the default prompt (``default_prompt_name``), else none."""
-    prompts = st_config.get("prompts") or {}
-    for name in names:
-        if name in prompts:
-            return prompts[name] or ""
-    default = st_config.get("default_prompt_name")
-    return (prompts.get(default) or "") if default else ""
-
-
-def sentence_transformers_recipe(path: str | os.PathLike) -> tuple[dict, dict[str, Path]]:
-    """``(recipe, {"query": folder, "passage": folder})`` of a sentence-transformers model folder."""
-    folder = Path(path)
-    modules = _read_json(folder / "modules.json")
-    if not isinstance(modules, list):
-        raise ConfigError(
-            folder / "modules.json", None, "not a sentence-transformers folder (no modules.json list)"
-        )
-    entries = [(m.get("path", ""), m.get("type", "")) for m in sorted(modules, key=lambda m: m.get("idx", 0))]
-    if len(entries) == 1 and entries[0][1].rsplit(".", 1)[-1] in ("Router", "Asym"):
-        router = _read_json(folder / entries[0][0] / "router_config.json") or {}
-        base = folder / entries[0][0]
-        structure, types = router.get("structure", {}), router.get("types", {})
-        if "query" not in structure or "document" not in structure:
-            raise ConfigError(
-                base / "router_config.json", None, "expected 'query' and 'document' routes", "structure"
-            )
-        query, query_tower = _st_route(base, [(name, types[name]) for name in structure["query"]])
-        passage, passage_tower = _st_route(base, [(name, types[name]) for name in structure["document"]])
-        if (query["pooling"], query["normalize"]) != (passage["pooling"], passage["normalize"]):
-            raise ConfigError(
-                base / "router_config.json", None, "routes with different pooling are not supported"
-            )
-        recipe = {"pooling": query["pooling"], "normalize": query["normalize"], "tie_towers": False}
-        towers = {"query": query_tower, "passage": passage_tower}
-        routes = (query, passage)
-    else:
-        route, tower = _st_route(folder, entries)
-        recipe = {"pooling": route["pooling"], "normalize": route["normalize"], "tie_towers": True}
-        towers = {"query": tower, "passage": tower}
-        routes = (route, route)
-    # Per-task lengths of sentence-transformers >= 6 win over the module's max length.
-    lengths = (routes[0].get("query_length"), routes[1].get("document_length"))
-    lengths = tuple(task or route.get("max_length") for task, route in zip(lengths, routes))
-    if lengths[0]:
-        recipe["query_max_length"] = lengths[0]
-    if lengths[1]:
-        recipe["passage_max_length"] = lengths[1]
-    for side, route in zip(SIDES, routes):
-        if "truncation_side" in route:
-            recipe[f"{side}_truncation_side"] = route["truncation_side"]
-    st_config = _read_json(folder / "config_sentence_transformers.json") or {}
-    recipe["query_prefix"] = _st_prompt(st_config, ("query",))
-    recipe["passage_prefix"] = _st_prompt(st_config, ("document", "passage", "corpus"))
-    for route, prefix in zip(routes, (recipe["query_prefix"], recipe["passage_prefix"])):
-        if prefix and not route["include_prompt"]:
-            raise ConfigError(
-                folder / "modules.json", None,
-                "pooling that leaves the prompt out (include_prompt: false) is not supported", "include_prompt",
-            )  # fmt: skip
-    recipe["representation"] = "dense"
-    return recipe, towers
-
-
-# ---------------------------------------------------------------------------------------------
-# One loader for every kind of folder
-
-
-def is_bi_encoder_folder(path: str | os.PathLike) -> bool:
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return False
-    return (_read_json(config) or {}).get("model_type") == BiEncoderConfig.model_type
-
-
-def load_bi_encoder(
-    name_or_path: str | os.PathLike, **overrides: Any
-) -> tuple[BiEncoderModel, PreTrainedTokenizerBase]:
-    """``(model, tokenizer)`` from a maeir bi-encoder, a sentence-transformers folder or a backbone.
-
-    - a folder saved by :meth:`BiEncoderModel.save_bi_encoder` / the fine-tuning script: loaded with
-      its saved recipe; only the inference-time fields :data:`INFERENCE_FIELDS` (max lengths, sparse
-      top-k, hybrid weights) may be changed, any other differing override is an error (the recipe is
-      what the model was trained with);
-    - a sentence-transformers folder (``modules.json``): its own pooling / normalisation / prompts;
-    - a pre-training run folder (has ``encoder/``) or a backbone folder / ``"minilm"``: a fresh
-      bi-encoder with the recipe ``overrides`` (note ``"minilm"`` is a sentence-transformers folder).
-    """
-    path = Path(resolve_backbone_path(name_or_path))
-    if is_bi_encoder_folder(path):
-        model, report = BiEncoderModel.from_pretrained(
-            path, local_files_only=True, use_safetensors=True, output_loading_info=True
-        )
-        check_load_report(path, report, optional=("position_ids",))
-        changed = {k: v for k, v in overrides.items() if getattr(model.config, k, None) != v}
-        inference = {k: v for k, v in changed.items() if k in INFERENCE_FIELDS}
-        for key, value in inference.items():
-            logger.warning(
-                "%s: encoding with %s=%r (trained with %r)", path, key, value, getattr(model.config, key)
-            )
-            setattr(model.config, key, value)
-        changed = {k: v for k, v in changed.items() if k not in INFERENCE_FIELDS}
-        if changed:
-            saved = {k: getattr(model.config, k, None) for k in changed}
-            raise ConfigError(
-                path / "config.json",
-                None,
-                f"a trained bi-encoder keeps the recipe it was trained with: {saved}, not {changed}",
-                field=sorted(changed)[0],
-            )
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        return model, tokenizer
-    if (path / "modules.json").is_file():
-        recipe, towers = sentence_transformers_recipe(path)
-        model = BiEncoderModel.from_sentence_transformers(path, **overrides)
-        tokenizer = AutoTokenizer.from_pretrained(towers["query"], local_files_only=True)
-        return model, tokenizer
-    if (path / "encoder" / "config.json").is_file():
-        # A pre-training run folder: its whole model is a maeir pre-training model; use the backbone.
-        path = path / "encoder"
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return BiEncoderModel.from_backbone(path, tokenizer=tokenizer, **overrides), tokenizer

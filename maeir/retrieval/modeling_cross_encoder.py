@@ -157,11 +157,11 @@ def load_cross_encoder(
         ranker_recipe = RankerRecipe.from_dict(saved)
     else:
         ranker_recipe = RankerRecipe.from_dict(recipe)
-    from .modeling_bi_encoder import _quiet_transformers
+    from .modeling_bi_encoder import quiet_transformers
 
     # No explicit attention implementation: SDPA where the architecture has it (BERT, RoBERTa, ...),
     # eager otherwise (DeBERTa-v2), instead of an error.
-    with _quiet_transformers():  # a backbone has no classifier yet: the load report would list it
+    with quiet_transformers():  # a backbone has no classifier yet: the load report would list it
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, local_files_only=True, use_safetensors=True, **dict(encoder_overrides or {})
         )

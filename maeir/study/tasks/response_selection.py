@@ -121,7 +121,7 @@ class ResponseSelectionTask:
 
     def finetune_and_evaluate(self, model_path: str, output_dir: Path, seed: int, stage: str = "finetune"):
         """Fine-tune the response-selection bi-encoder from ``model_path``; score the test groups."""
-        from ...retrieval.modeling_bi_encoder import load_bi_encoder
+        from ...retrieval.loading import load_bi_encoder
 
         fields = dict(self.finetune_fields)
         if not fields.get("train_file"):

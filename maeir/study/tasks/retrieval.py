@@ -33,7 +33,7 @@ class ClsRetrievalView(torch.nn.Module):
         )
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, side: str = "query", **kwargs):
-        from ...retrieval.modeling_bi_encoder import pool_dense
+        from ...retrieval.pooling import pool_dense
 
         hidden = self.encoder.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         dense = pool_dense(hidden, attention_mask, self.config.pooling)
@@ -153,7 +153,7 @@ class RetrievalTask:
         finetune: dict | None = None,
     ):
         """Fine-tune (or distil into) a bi-encoder from ``model_path``; score each of its views per query."""
-        from ...retrieval.modeling_bi_encoder import load_bi_encoder
+        from ...retrieval.loading import load_bi_encoder
         from ...retrieval.search import retrieve
 
         fields = deep_merge(self.finetune_fields.get("args") or {}, finetune or {})
