@@ -331,7 +331,7 @@ class BiEncoderModel(PreTrainedModel):
         check_load_report(path, report)
         head_missing = False
         if config.uses_sparse:
-            from .backbone import checkpoint_weight_names
+            from ..modeling.backbone import checkpoint_weight_names
 
             names = checkpoint_weight_names(path)
             head_missing = bool(names) and not any("predictions" in n or "lm_head" in n for n in names)

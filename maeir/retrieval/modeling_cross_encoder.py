@@ -206,7 +206,7 @@ def score_pairs(
     """
     from tqdm.auto import tqdm
 
-    from ..retrieval.encode import autocast_dtype
+    from .encode import autocast_dtype
 
     if len(queries) != len(passages):
         raise ValueError(f"{len(queries)} queries but {len(passages)} passages")
