@@ -394,10 +394,10 @@ class BiEncoderModel(PreTrainedModel):
             setting_side = "passage" if self.config.tie_towers else side
             if tokenizer is not None:
                 side_tokenizer(tokenizer, self.config, setting_side).save_pretrained(target)
-            atomic_write_json(
-                target / "sentence_bert_config.json",
-                {"max_seq_length": side_max_length(self.config, setting_side), "do_lower_case": False},
-            )
+            st_config = {"max_seq_length": side_max_length(self.config, setting_side), "do_lower_case": False}
+            if not self.config.uses_dense:  # a sparse model's towers give MLM logits to SpladePooling
+                st_config["transformer_task"] = "fill-mask"
+            atomic_write_json(target / "sentence_bert_config.json", st_config)
 
     def save_bi_encoder(
         self, folder: str | os.PathLike, tokenizer: PreTrainedTokenizerBase | None = None
@@ -421,8 +421,7 @@ class BiEncoderModel(PreTrainedModel):
             tokenizer.save_pretrained(folder)
         atomic_write_json(folder / RECIPE_FILE, self.config.recipe())
         self.save_towers(folder, tokenizer)
-        if self.config.uses_dense:
-            write_sentence_transformers_config(folder, self.config)
+        write_sentence_transformers_config(folder, self.config)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """sentence-transformers folders: writing the files that let ``SentenceTransformer(folder)`` load a saved
-bi-encoder (``modules.json``, pooling, normalisation, prompts, a ``Router`` for untied towers), and
+dense or hybrid bi-encoder, and ``SparseEncoder(folder, trust_remote_code=True)`` a sparse one
+(``modules.json``, pooling, normalisation, prompts, a ``Router`` for untied towers), and
 reading a sentence-transformers folder's recipe (pooling, normalisation, max lengths, prompts, towers).
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ ST_TRANSFORMER = "sentence_transformers.models.Transformer"
 ST_POOLING = "sentence_transformers.models.Pooling"
 ST_NORMALIZE = "sentence_transformers.models.Normalize"
 ST_ROUTER = "sentence_transformers.models.Router"
+#: maeir's SPLADE pooling, a file copied into sparse folders (loaded with ``trust_remote_code=True``).
+SPLADE_MODULE_FILE = "maeir_splade_pooling.py"
+ST_SPLADE_POOLING = "maeir_splade_pooling.MaeirSpladePooling"
 
 
 def _pooling_config(config: BiEncoderConfig) -> dict:
@@ -34,39 +39,56 @@ def _pooling_config(config: BiEncoderConfig) -> dict:
     }
 
 
-def write_sentence_transformers_config(folder: str | os.PathLike, config: BiEncoderConfig) -> None:
-    """Write ``modules.json`` & co. so that ``SentenceTransformer(folder)`` encodes like the dense view.
+def _splade_config(config: BiEncoderConfig) -> dict:
+    return {
+        "pooling_strategy": "max",
+        "activation_function": "relu",
+        "embedding_dimension": config.encoder_config.vocab_size,
+        "excluded_token_ids": sorted(set(config.sparse_excluded_token_ids or [])),
+        "top_k": config.sparse_top_k or None,
+    }
 
-    Tied towers: ``Transformer(query_encoder/) -> Pooling [-> Normalize]``. Untied towers: a ``Router``
+
+def write_sentence_transformers_config(folder: str | os.PathLike, config: BiEncoderConfig) -> None:
+    """Write ``modules.json`` & co. so that sentence-transformers encodes like maeir.
+
+    A dense or hybrid model: ``SentenceTransformer(folder)`` gives the dense view, ``Transformer ->
+    Pooling [-> Normalize]``. A sparse model: ``SparseEncoder(folder, trust_remote_code=True)`` gives the
+    sparse view, ``Transformer`` (``fill-mask``) ``-> MaeirSpladePooling`` (:mod:`.maeir_splade_pooling`,
+    copied into the folder: maeir's special-token exclusion and top-k). Untied towers: a ``Router``
     with a ``query`` route and a ``document`` route (``encode_query`` / ``encode_document``; plain
     ``encode`` uses the document route). Prompts are the recipe's prefixes. sentence-transformers has
     one ``max_seq_length`` per Transformer: tied towers get the passage length (a query longer than
     ``query_max_length`` is then cut later than by maeir).
     """
     folder = Path(folder)
-    pooling = _pooling_config(config)
-    if config.tie_towers:
-        modules = [
-            {"idx": 0, "name": "0", "path": TOWER_FOLDERS["query"], "type": ST_TRANSFORMER},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": ST_POOLING},
-        ]
-        atomic_write_json(folder / "1_Pooling" / "config.json", pooling)
+    sparse = not config.uses_dense
+
+    def heads(prefix: str) -> list[tuple[str, str]]:
+        """The modules after a tower, as ``(folder name, type)``, their files written."""
+        if sparse:
+            name = f"{prefix}1_SpladePooling"
+            atomic_write_json(folder / name / "config.json", _splade_config(config))
+            return [(name, ST_SPLADE_POOLING)]
+        names = [(f"{prefix}1_Pooling", ST_POOLING)]
+        atomic_write_json(folder / names[0][0] / "config.json", _pooling_config(config))
         if config.normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": ST_NORMALIZE})
-            (folder / "2_Normalize").mkdir(parents=True, exist_ok=True)
+            names.append((f"{prefix}2_Normalize", ST_NORMALIZE))
+            (folder / names[1][0]).mkdir(parents=True, exist_ok=True)
+        return names
+
+    if config.tie_towers:
+        entries = [(TOWER_FOLDERS["query"], ST_TRANSFORMER), *heads("")]
+        modules = [
+            {"idx": i, "name": str(i), "path": path, "type": kind} for i, (path, kind) in enumerate(entries)
+        ]
     else:
         modules = [{"idx": 0, "name": "0", "path": "", "type": ST_ROUTER}]
         types, structure = {}, {}
         for side, route in (("query", "query"), ("passage", "document")):
-            names = [TOWER_FOLDERS[side], f"{route}_1_Pooling"]
-            types[names[0]] = ST_TRANSFORMER
-            types[names[1]] = ST_POOLING
-            atomic_write_json(folder / names[1] / "config.json", pooling)
-            if config.normalize:
-                names.append(f"{route}_2_Normalize")
-                types[names[2]] = ST_NORMALIZE
-                (folder / names[2]).mkdir(parents=True, exist_ok=True)
-            structure[route] = names
+            entries = [(TOWER_FOLDERS[side], ST_TRANSFORMER), *heads(f"{route}_")]
+            types.update(entries)
+            structure[route] = [name for name, _ in entries]
         atomic_write_json(
             folder / "router_config.json",
             {
@@ -75,14 +97,16 @@ def write_sentence_transformers_config(folder: str | os.PathLike, config: BiEnco
                 "parameters": {"default_route": "document", "allow_empty_key": True},
             },
         )
+    if sparse:
+        shutil.copyfile(Path(__file__).with_name(SPLADE_MODULE_FILE), folder / SPLADE_MODULE_FILE)
     atomic_write_json(folder / "modules.json", modules)
     atomic_write_json(
         folder / "config_sentence_transformers.json",
         {
-            "model_type": "SentenceTransformer",
+            "model_type": "SparseEncoder" if sparse else "SentenceTransformer",
             "prompts": {"query": config.query_prefix, "document": config.passage_prefix},
             "default_prompt_name": None,
-            "similarity_fn_name": "cosine" if config.normalize else "dot",
+            "similarity_fn_name": "cosine" if config.normalize and not sparse else "dot",
         },
     )
 
