@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     # -- response-selection bi-encoder ------------------------------------------------------------
     from maeir.data.retrieval_collator import ContrastiveCollator
     from maeir.drivers.response_selection import encode_texts, score_groups, training_examples
-    from maeir.modeling.bi_encoder import BiEncoderModel
+    from maeir.retrieval.modeling_bi_encoder import BiEncoderModel
 
     recipe = dict(
         tie_towers=False,

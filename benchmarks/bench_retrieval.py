@@ -52,8 +52,8 @@ def bench_encoding(model_path: str | None, texts: list[str], batch_size: int) ->
     from sentence_transformers import SentenceTransformer
 
     from maeir.modeling.backbone import resolve_backbone_path
-    from maeir.modeling.bi_encoder import load_bi_encoder
     from maeir.retrieval.encode import encode_texts
+    from maeir.retrieval.loading import load_bi_encoder
 
     minilm = resolve_backbone_path("minilm")
     model, tokenizer = load_bi_encoder(minilm)
@@ -85,8 +85,8 @@ def bench_encoding(model_path: str | None, texts: list[str], batch_size: int) ->
 
 def _sparse_profile(model_path: str | None, texts: list[str], queries: list[str]) -> dict:
     """Non-zero counts and term frequencies of real SPLADE vectors (passages and queries)."""
-    from maeir.modeling.bi_encoder import load_bi_encoder
     from maeir.retrieval.encode import encode_texts
+    from maeir.retrieval.loading import load_bi_encoder
 
     model, tokenizer = load_bi_encoder(model_path)
     docs = encode_texts(model, tokenizer, texts, "passage", batch_size=32, show_progress=False)["sparse"]

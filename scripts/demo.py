@@ -98,7 +98,7 @@ def dial_mae_post_train(out: Path, args: argparse.Namespace, arm: str, extra: st
 
 def response_selection_task(files, args: argparse.Namespace):
     """The study runner's response-selection task on the chitchat test groups (for the [CLS] probe)."""
-    from maeir.drivers.study import ResponseSelectionTask
+    from maeir.study.tasks import ResponseSelectionTask
 
     return ResponseSelectionTask(
         evaluation={"test_file": str(files.test), "group_size": 10, "max_groups": args.response_selection_eval_groups,

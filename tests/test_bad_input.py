@@ -637,7 +637,7 @@ def copy_encoder(ctx, tmp) -> Path:
 def _(ctx, tmp):
     from safetensors.torch import load_file, save_file
 
-    from maeir.modeling.bi_encoder import load_bi_encoder
+    from maeir.retrieval.loading import load_bi_encoder
 
     folder = copy_encoder(ctx, tmp)
     weights = load_file(folder / "model.safetensors")

@@ -10,7 +10,8 @@ from maeir.data.retrieval_collator import ContrastiveCollator
 from maeir.errors import ConfigError
 from maeir.losses import FLOPsRegularizer, flops, info_nce
 from maeir.modeling import BiEncoderModel, load_bi_encoder
-from maeir.modeling.bi_encoder import pool_dense, sparse_top_k, splade_pool, tokenize
+from maeir.retrieval.pooling import pool_dense, sparse_top_k, splade_pool
+from maeir.retrieval.tokenization_bi_encoder import tokenize
 from maeir.trainers import ContrastiveTrainer
 
 
@@ -307,7 +308,7 @@ def test_sentence_transformers_folder_encodes_with_its_own_recipe(minilm_path, s
 def test_sentence_transformers_recipe_edge_cases(tiny_backbone_dir, tokenizer, tmp_path):
     import json
 
-    from maeir.modeling.bi_encoder import sentence_transformers_recipe
+    from maeir.retrieval.sentence_transformers_folder import sentence_transformers_recipe
 
     model = BiEncoderModel.from_backbone(tiny_backbone_dir, pooling="cls", passage_max_length=64)
     folder = tmp_path / "st"
@@ -348,3 +349,29 @@ def test_sentence_transformers_recipe_edge_cases(tiny_backbone_dir, tokenizer, t
     with pytest.raises(ConfigError, match="lower-cas") as info:
         sentence_transformers_recipe(folder)
     assert info.value.field == "do_lower_case"
+
+
+@pytest.mark.parametrize("tie_towers", [True, False])
+def test_sparse_folder_loads_as_a_sparse_encoder_with_the_same_vectors(
+    tiny_backbone_dir, tokenizer, texts, tmp_path, tie_towers
+):
+    """A sparse bi-encoder folder is a sentence-transformers ``SparseEncoder`` (maeir's pooling module,
+    copied into the folder) giving maeir's own top-k sparse vectors."""
+    st = pytest.importorskip("sentence_transformers")
+    model = BiEncoderModel.from_backbone(
+        tiny_backbone_dir, representation="sparse", sparse_top_k=32, tie_towers=tie_towers,
+        query_prefix="query: ", passage_max_length=64, query_max_length=64,
+    ).eval()  # fmt: skip
+    model.save_bi_encoder(tmp_path / "bi", tokenizer)
+    encoder = st.SparseEncoder(str(tmp_path / "bi"), device="cpu", trust_remote_code=True)
+    loaded, tok = load_bi_encoder(tmp_path / "bi")
+    loaded.eval()
+    sample = [*texts[:6], ""]
+    for side, encode in (("query", encoder.encode_query), ("passage", encoder.encode_document)):
+        batch = tokenize(tok, loaded.config, sample, side)
+        with torch.no_grad():
+            ours = loaded.encode(batch["input_ids"], batch["attention_mask"], side)["sparse"]
+        theirs = encode(sample, convert_to_tensor=True).to_dense()
+        assert (ours > 0).sum(-1).max() <= 32
+        assert torch.equal(ours > 0, theirs > 0), side
+        assert torch.allclose(ours, theirs, atol=1e-5), side

@@ -24,8 +24,8 @@ from maeir.data.context_spans import (
 )
 from maeir.data.cotmae_v2_collator import causal_lm_labels
 from maeir.errors import CorpusFormatError
-from maeir.modeling.bi_encoder import sparse_top_k, splade_pool
 from maeir.modeling.sparse_pooling import head_transform, sparse_to_dense, splade_top_k, split_mlm_head
+from maeir.retrieval.pooling import sparse_top_k, splade_pool
 
 REPO = Path(__file__).resolve().parents[1]
 

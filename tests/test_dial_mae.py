@@ -405,7 +405,7 @@ def write_dialogue_file(path: Path, n_groups: int = 12, size: int = 4, seed: int
 
 def test_bi_encoder_recipe_left_truncates_contexts(tiny_backbone_dir, tokenizer):
     from maeir.drivers.response_selection import dialogue_recipe, load_model
-    from maeir.modeling.bi_encoder import tokenize
+    from maeir.retrieval.tokenization_bi_encoder import tokenize
 
     args = type("A", (), {"pooling": "cls", "context_max_length": 8, "response_max_length": 6,
                           "tie_towers": False, "normalize": False, "temperature": 1.0})()  # fmt: skip
@@ -420,7 +420,7 @@ def test_bi_encoder_recipe_left_truncates_contexts(tiny_backbone_dir, tokenizer)
 
 def test_finetune_and_evaluate_scripts(tmp_path, tiny_backbone_dir, tokenizer):
     from maeir.drivers.response_selection import evaluate_main, finetune_main, score_groups
-    from maeir.modeling.bi_encoder import load_bi_encoder
+    from maeir.retrieval.loading import load_bi_encoder
 
     train, test = tmp_path / "train.txt", tmp_path / "test.txt"
     write_dialogue_file(train, 16, 2, seed=1)
@@ -475,7 +475,9 @@ def test_trained_bi_encoder_save_reload_identity(tmp_path, tiny_backbone_dir, mo
     from transformers import AutoTokenizer
 
     from maeir.drivers.response_selection import finetune_main
-    from maeir.modeling.bi_encoder import TOWER_FOLDERS, load_bi_encoder, tokenize
+    from maeir.retrieval.loading import load_bi_encoder
+    from maeir.retrieval.sentence_transformers_folder import TOWER_FOLDERS
+    from maeir.retrieval.tokenization_bi_encoder import tokenize
     from maeir.trainers import ContrastiveTrainer
 
     trained = {}

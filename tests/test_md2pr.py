@@ -28,8 +28,8 @@ from maeir.losses import (
     teacher_distribution,
 )
 from maeir.modeling.backbone import tiny_config
-from maeir.modeling.bi_encoder import BiEncoderConfig
-from maeir.modeling.cross_encoder import RankerRecipe, load_cross_encoder, score_pairs
+from maeir.retrieval.configuration_bi_encoder import BiEncoderConfig
+from maeir.retrieval.modeling_cross_encoder import RankerRecipe, load_cross_encoder, score_pairs
 
 
 def _softmax(values: list[float]) -> list[float]:
@@ -325,7 +325,7 @@ def test_threshold_schedules_move_as_configured():
 def tiny_ranker_dir(tmp_path_factory, tiny_backbone_dir):
     model, tokenizer, _ = load_cross_encoder(tiny_backbone_dir, max_length=64)
     folder = tmp_path_factory.mktemp("tiny_ranker")
-    from maeir.modeling.cross_encoder import save_cross_encoder
+    from maeir.retrieval.modeling_cross_encoder import save_cross_encoder
 
     save_cross_encoder(model, tokenizer, folder)
     return str(folder)
@@ -528,7 +528,7 @@ def test_distill_script_with_a_wider_teacher_saves_a_plain_bi_encoder(
     AutoModelForMaskedLM.from_config(config).save_pretrained(wide)
     tokenizer.save_pretrained(wide)
     model, tok, _ = load_cross_encoder(wide, max_length=128)
-    from maeir.modeling.cross_encoder import save_cross_encoder
+    from maeir.retrieval.modeling_cross_encoder import save_cross_encoder
 
     save_cross_encoder(model, tok, tmp_path / "teacher")
     out = tmp_path / "student"

@@ -116,7 +116,7 @@ def test_distill_script_under_accelerate_launch(tmp_path, tiny_backbone_dir, sam
     from pathlib import Path
 
     from maeir.data.retrieval import write_beir
-    from maeir.modeling.cross_encoder import load_cross_encoder, save_cross_encoder
+    from maeir.retrieval.modeling_cross_encoder import load_cross_encoder, save_cross_encoder
 
     repo = Path(__file__).resolve().parents[1]
     corpus, queries, qrels = {}, {}, {"train": {}}

@@ -34,8 +34,8 @@ from transformers import PreTrainedTokenizerBase
 
 from ..distillation.spans import PairTemplate, content_positions, single_template, strip_prefix
 from ..errors import ConfigError
-from ..modeling.configuration_bi_encoder import BiEncoderConfig
-from ..modeling.cross_encoder import RankerRecipe, tokenize_pairs
+from ..retrieval.configuration_bi_encoder import BiEncoderConfig
+from ..retrieval.modeling_cross_encoder import RankerRecipe, tokenize_pairs
 from .retrieval_collator import ContrastiveCollator
 
 SPAN_KEYS = (

@@ -4,7 +4,7 @@ Features are the training records of :mod:`maeir.data.retrieval` (``query``, ``p
 ``negatives``), the same as the bi-encoder's; sampling (a fresh positive and fresh negatives at every
 step, or the first ones) is :class:`~maeir.data.retrieval_collator.ContrastiveCollator`'s. Each
 (query, passage) pair becomes ``[CLS] q [SEP] p [SEP]`` under the ranker's recipe
-(:func:`maeir.modeling.cross_encoder.tokenize_pairs`).
+(:func:`maeir.retrieval.modeling_cross_encoder.tokenize_pairs`).
 
 The batch holds ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) ``[B * G, L]`` in groups,
 positive first, and ``group_valid [B, G]`` (False for padding slots of a query without negatives;
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..modeling.cross_encoder import RankerRecipe, tokenize_pairs
+from ..retrieval.modeling_cross_encoder import RankerRecipe, tokenize_pairs
 from .retrieval_collator import ContrastiveCollator
 
 

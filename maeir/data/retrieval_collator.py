@@ -10,7 +10,7 @@ Each feature is a mapping with
 
 A passage is a string or a mapping with ``text`` and an optional ``title`` (the Tevatron layout,
 see :mod:`maeir.data.retrieval`), formatted with the model's recipe (prefix, title, max length,
-truncation side; :func:`maeir.modeling.bi_encoder.tokenize`).
+truncation side; :func:`maeir.retrieval.tokenization_bi_encoder.tokenize`).
 
 The batch holds ``query_input_ids / query_attention_mask [B, Lq]`` and ``passage_input_ids /
 passage_attention_mask [B * G, Lp]`` in groups (positive first), plus ``passage_mask [B * G]``: an
@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from ..modeling.bi_encoder import format_passage, tokenize
-from ..modeling.configuration_bi_encoder import BiEncoderConfig
+from ..retrieval.configuration_bi_encoder import BiEncoderConfig
+from ..retrieval.tokenization_bi_encoder import format_passage, tokenize
 from .generator_state import CheckpointedRandomness
 
 SAMPLING = ("random", "first")

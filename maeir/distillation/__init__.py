@@ -7,7 +7,7 @@
 - :mod:`.objective`: :func:`md2pr_objective`, the loss of one batch;
 - :mod:`.arguments`: the scripts' argument dataclasses; :mod:`.card`: model cards.
 
-The ranker itself is :mod:`maeir.modeling.cross_encoder` (+ :class:`maeir.trainers.RankerTrainer`), the
+The ranker itself is :mod:`maeir.retrieval.modeling_cross_encoder` (+ :class:`maeir.trainers.RankerTrainer`), the
 student :class:`maeir.modeling.modeling_md2pr.MD2PRStudentModel`, the trainer
 :class:`maeir.trainers.MD2PRTrainer`, the losses one per file under :mod:`maeir.losses`.
 """

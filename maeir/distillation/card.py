@@ -57,7 +57,7 @@ def ranker_card(info: Mapping[str, Any]) -> str:
         "## How to use",
         "",
         "```python",
-        "from maeir.modeling.cross_encoder import load_cross_encoder, score_pairs",
+        "from maeir.retrieval.modeling_cross_encoder import load_cross_encoder, score_pairs",
         'model, tokenizer, recipe = load_cross_encoder("PATH")  # recipe restored from config.json',
         'scores = score_pairs(model, tokenizer, recipe, ["what is albedo?"], ["Albedo is ..."])',
         "```",

@@ -1,6 +1,6 @@
 """The frozen MD2PR teacher: a cross-encoder run without gradient, with its attention and states recorded.
 
-:class:`CrossEncoderTeacher` wraps a trained ranker (:func:`maeir.modeling.cross_encoder.load_cross_encoder`).
+:class:`CrossEncoderTeacher` wraps a trained ranker (:func:`maeir.retrieval.modeling_cross_encoder.load_cross_encoder`).
 Its parameters are frozen (``requires_grad=False``), it stays in eval mode (no dropout) and every call
 runs under ``torch.no_grad``; it is never part of the trained model, so no optimiser, DDP wrapper or
 checkpoint ever sees it (docs/methods.md#md2pr: the teacher is frozen).
@@ -28,7 +28,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..modeling.backbone import transformer_layers
-from ..modeling.cross_encoder import RankerRecipe
+from ..retrieval.modeling_cross_encoder import RankerRecipe
 
 
 @dataclass

@@ -31,10 +31,10 @@ from ..distillation.config import MD2PRConfig
 from ..distillation.teacher import CrossEncoderTeacher
 from ..errors import ConfigError
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
-from ..modeling.bi_encoder import load_bi_encoder
-from ..modeling.cross_encoder import load_cross_encoder
 from ..modeling.modeling_md2pr import MD2PRStudentModel
 from ..retrieval.arguments import RetrieverTrainingArguments
+from ..retrieval.loading import load_bi_encoder
+from ..retrieval.modeling_cross_encoder import load_cross_encoder
 from ..run_folder import resolve_resume
 from ..trainers.distillation import MD2PRTrainer
 from . import parse_training_command, training_driver

@@ -25,8 +25,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     import torch
 
-    from ..modeling.bi_encoder import load_bi_encoder
     from ..retrieval.encode import encode_corpus
+    from ..retrieval.loading import load_bi_encoder
 
     if bool(args.beir) == bool(args.msmarco_collection):
         raise ConfigError(None, None, "give exactly one of --beir and --msmarco_collection", field="beir")

@@ -82,8 +82,8 @@ def evaluate(
     else:
         import torch
 
-        from ..modeling.bi_encoder import load_bi_encoder
         from ..retrieval.encode import Embeddings
+        from ..retrieval.loading import load_bi_encoder
         from ..retrieval.search import retrieve
 
         if model is None:

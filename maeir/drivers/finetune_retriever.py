@@ -27,8 +27,8 @@ from ..data.retrieval_collator import ContrastiveCollator
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.flops import FLOPsRegularizer
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length
-from ..modeling.bi_encoder import load_bi_encoder
 from ..retrieval.arguments import RetrieverDataArguments, RetrieverModelArguments, RetrieverTrainingArguments
+from ..retrieval.loading import load_bi_encoder
 from ..run_folder import resolve_resume
 from ..trainers.contrastive import ContrastiveTrainer
 from . import parse_training_command, training_driver

@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     else:
         import torch
 
-        from ..modeling.bi_encoder import load_bi_encoder
+        from ..retrieval.loading import load_bi_encoder
 
         model, tokenizer = load_bi_encoder(args.retriever)
         if torch.cuda.is_available():

@@ -60,7 +60,7 @@ def rerank_run(
     ``extra`` ``{query: [doc, ...]}`` adds documents to score beside the top ``depth`` (teacher-score
     runs of a training split need every positive scored, even one the first stage missed).
     """
-    from ..modeling.cross_encoder import score_pairs
+    from ..retrieval.modeling_cross_encoder import score_pairs
 
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
@@ -114,7 +114,7 @@ def rerank(
     if model is None:
         import torch
 
-        from ..modeling.cross_encoder import load_cross_encoder
+        from ..retrieval.modeling_cross_encoder import load_cross_encoder
 
         model, tokenizer, recipe = load_cross_encoder(args.model)
         if torch.cuda.is_available():

@@ -45,7 +45,9 @@ from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..metrics.response_selection import format_table, response_selection_metrics
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length
-from ..modeling.bi_encoder import BiEncoderModel, is_bi_encoder_folder, load_bi_encoder, tokenize
+from ..retrieval.loading import is_bi_encoder_folder, load_bi_encoder
+from ..retrieval.modeling_bi_encoder import BiEncoderModel
+from ..retrieval.tokenization_bi_encoder import tokenize
 from ..run_folder import resolve_resume
 from . import parse_training_command, setup_logging, training_driver
 

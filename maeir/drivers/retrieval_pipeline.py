@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not state.done("hard_negatives", hard_file):
         import torch
 
-        from ..modeling.bi_encoder import load_bi_encoder
+        from ..retrieval.loading import load_bi_encoder
         from ..retrieval.negatives import sample_negatives
         from ..retrieval.search import retrieve
 

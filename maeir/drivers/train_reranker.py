@@ -28,8 +28,8 @@ from ..data.ranker_collator import RankerCollator
 from ..distillation.arguments import RankerModelArguments, RerankArguments
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
-from ..modeling.cross_encoder import load_cross_encoder
 from ..retrieval.arguments import RetrieverDataArguments
+from ..retrieval.modeling_cross_encoder import load_cross_encoder
 from ..run_folder import resolve_resume
 from ..trainers.ranker import RankerTrainer
 from . import parse_training_command, training_driver

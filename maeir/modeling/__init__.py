@@ -2,14 +2,20 @@
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 
+from ..retrieval.configuration_bi_encoder import BiEncoderConfig
+from ..retrieval.loading import load_bi_encoder
+from ..retrieval.modeling_bi_encoder import BiEncoderModel, BiEncoderOutput
+from ..retrieval.modeling_cross_encoder import (
+    RankerRecipe,
+    load_cross_encoder,
+    save_cross_encoder,
+    score_pairs,
+)
 from .base import MaskedAutoEncoderPreTrainedModel, PretrainingConfig
-from .bi_encoder import BiEncoderModel, BiEncoderOutput, load_bi_encoder
-from .configuration_bi_encoder import BiEncoderConfig
 from .configuration_cotmae_v2 import CoTMAEv2Config
 from .configuration_dial_mae import DialMAEConfig
 from .configuration_mae_lm import MAELMConfig
 from .configuration_masked_lm import MaskedLMConfig
-from .cross_encoder import RankerRecipe, load_cross_encoder, save_cross_encoder, score_pairs
 from .modeling_cotmae_v2 import CoTMAEv2ForPretraining, CoTMAEv2Output
 from .modeling_dial_mae import DialMAEForPretraining, DialMAEOutput
 from .modeling_mae_lm import MAELMForMaskedLM, MAELMOutput

@@ -36,9 +36,9 @@ from torch import nn
 from transformers import AutoTokenizer
 from transformers.utils import ModelOutput
 
+from ..retrieval.pooling import init_lexical_mlm_head, splade_pool
 from .backbone import checkpoint_weight_names, masked_lm_loss, resolve_backbone_path
 from .base import MaskedAutoEncoderPreTrainedModel
-from .bi_encoder import init_lexical_mlm_head, splade_pool
 from .configuration_cotmae_v2 import CoTMAEv2Config
 from .decoder import ShallowDecoder
 from .modeling_dial_mae import embedding_module

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..io_utils import atomic_write_json
-from .bi_encoder import BiEncoderModel, BiEncoderOutput, Representation
+from ..retrieval.modeling_bi_encoder import BiEncoderModel, BiEncoderOutput, Representation
 
 PROJECTION_FILE = "md2pr_projection.safetensors"
 _PROJECTION_PREFIX = "hidden_projection."

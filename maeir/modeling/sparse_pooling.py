@@ -16,7 +16,7 @@ carry a value, hence a gradient. :func:`splade_top_k` therefore works in two pas
    ``k`` gathered output-embedding rows (+ bias), in fp32, and their max over the valid positions.
 
 Values and gradients equal those of ``sparse_top_k(splade_pool(...))`` (the reference path in
-:mod:`maeir.modeling.bi_encoder`), ties included: the select pass is the same max, restricted to
+:mod:`maeir.retrieval.pooling`), ties included: the select pass is the same max, restricted to
 the surviving entries. The largest temporary is ``[chunk x B, V]``; what autograd keeps is
 ``[B, L, k]`` (with ``recompute``, the select pass is replayed in the backward pass instead of keeping
 its ``[B, k, H]`` gathered rows). The search pass is a forward matmul only: no ``[B, L, V]`` backward.

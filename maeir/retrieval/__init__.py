@@ -1,5 +1,9 @@
-"""Encode, index, search and evaluate: the retrieval stack around :class:`maeir.modeling.BiEncoderModel`.
+"""The retrieval models and the stack around them: encode, index, search and evaluate.
 
+- :mod:`.modeling_bi_encoder` (:class:`BiEncoderModel`), :mod:`.configuration_bi_encoder` (its recipe),
+  :mod:`.tokenization_bi_encoder`, :mod:`.pooling` (dense and SPLADE), :mod:`.sentence_transformers_folder`
+  (the sentence-transformers files of a saved folder, and reading such folders), :mod:`.loading`
+  (:func:`load_bi_encoder`: any kind of folder); :mod:`.modeling_cross_encoder` (the ranker);
 - :mod:`.encode`: corpus / query encoding (length-sorted batches, shards, fp16/bf16 on GPU, ids kept);
 - :mod:`.dense_index`: FAISS search with any ``index_factory`` string (GPU when available);
 - :mod:`.sparse_index`: inverted index as a PyTorch sparse matrix product;

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from ..io_utils import atomic_write_text
-from ..modeling.bi_encoder import BiEncoderModel, format_passage, tokenize
+from .modeling_bi_encoder import BiEncoderModel
+from .tokenization_bi_encoder import format_passage, tokenize
 
 
 def _with(path: Path, suffix: str) -> Path:

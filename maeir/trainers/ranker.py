@@ -56,7 +56,7 @@ class RankerTrainer(PretrainingTrainer):
 
     def _write_extras(self, folder: str) -> None:
         from ..distillation.card import ranker_card
-        from ..modeling.cross_encoder import RECIPE_KEY
+        from ..retrieval.modeling_cross_encoder import RECIPE_KEY
 
         model = self.accelerator.unwrap_model(self.model)
         info = self.run_summary()

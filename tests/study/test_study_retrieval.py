@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from maeir.drivers import study as study_driver
+from maeir.study import runner as study_runner
+from maeir.study.config import load_study_config
+from maeir.study.tasks import RetrievalTask
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COTMAE = REPO / "configs/study/cotmae_v2_cpu.yaml"
 MD2PR = REPO / "configs/study/md2pr_cpu.yaml"
 
@@ -21,7 +24,7 @@ def run_study(config: Path, output_dir: Path) -> dict:
 
 
 def expected_runs(config_path: Path) -> set[tuple[str, int, str]]:
-    config = study_driver.load_study_config(config_path, smoke=True)
+    config = load_study_config(config_path, smoke=True)
     return {
         (arm, seed, stage)
         for arm in config["arms"]
@@ -31,8 +34,8 @@ def expected_runs(config_path: Path) -> set[tuple[str, int, str]]:
 
 
 def judged_test_queries(config_path: Path) -> set[str]:
-    config = study_driver.load_study_config(config_path, smoke=True)
-    return set(study_driver.RetrievalTask(config["evaluation"], {}).data.qrels)
+    config = load_study_config(config_path, smoke=True)
+    return set(RetrievalTask(config["evaluation"], {}).data.qrels)
 
 
 def check_units(study: dict, queries: set[str]) -> None:
@@ -85,8 +88,8 @@ def test_probe_per_query_mrr_is_ir_measures_on_the_same_run(cotmae_smoke):
     import ir_measures
 
     out, study = cotmae_smoke
-    config = study_driver.load_study_config(COTMAE, smoke=True)
-    task = study_driver.RetrievalTask(config["evaluation"], {})
+    config = load_study_config(COTMAE, smoke=True)
+    task = RetrievalTask(config["evaluation"], {})
     encoder, tokenizer = task.load(str(out / "base"))
     run = task.probe_run(encoder, tokenizer)
     metrics, per_unit, _ = task.probe(encoder, tokenizer)
@@ -165,8 +168,8 @@ def test_an_arm_with_only_finetune_fields_is_not_post_trained(tmp_path, monkeypa
             calls.append(("finetune", model_path, seed, finetune))
             return {"dense_MRR@10": 0.25}, {"dense_MRR@10": {"q": 0.25}}
 
-    monkeypatch.setattr(study_driver.StudyRunner, "make_task", lambda self: FakeTask())
-    monkeypatch.setattr(study_driver, "run_pretraining", lambda *a, **k: pytest.fail("post-trained"))
+    monkeypatch.setattr(study_runner.StudyRunner, "make_task", lambda self: FakeTask())
+    monkeypatch.setattr(study_runner, "run_pretraining", lambda *a, **k: pytest.fail("post-trained"))
     study = study_driver.main([str(config), "--output_dir", str(tmp_path / "out")])
     assert calls == [("load", "some_student"), ("finetune", "some_student", 3, {"kl_weight": 0.5})]
     assert [(r["arm"], r["stage"]) for r in study["runs"]] == [("a", "probe"), ("a", "finetune")]

@@ -41,7 +41,7 @@ from transformers import (
 
 from ..errors import ConfigError
 from ..io_utils import atomic_directory
-from .backbone import resolve_backbone_path
+from ..modeling.backbone import resolve_backbone_path
 
 logger = logging.getLogger(__name__)
 
@@ -157,11 +157,11 @@ def load_cross_encoder(
         ranker_recipe = RankerRecipe.from_dict(saved)
     else:
         ranker_recipe = RankerRecipe.from_dict(recipe)
-    from .bi_encoder import _quiet_transformers
+    from .modeling_bi_encoder import quiet_transformers
 
     # No explicit attention implementation: SDPA where the architecture has it (BERT, RoBERTa, ...),
     # eager otherwise (DeBERTa-v2), instead of an error.
-    with _quiet_transformers():  # a backbone has no classifier yet: the load report would list it
+    with quiet_transformers():  # a backbone has no classifier yet: the load report would list it
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=1, local_files_only=True, use_safetensors=True, **dict(encoder_overrides or {})
         )
@@ -206,7 +206,7 @@ def score_pairs(
     """
     from tqdm.auto import tqdm
 
-    from ..retrieval.encode import autocast_dtype
+    from .encode import autocast_dtype
 
     if len(queries) != len(passages):
         raise ValueError(f"{len(queries)} queries but {len(passages)} passages")

@@ -1,4 +1,4 @@
-"""Configuration of :class:`maeir.modeling.bi_encoder.BiEncoderModel`: towers plus the encoding recipe.
+"""Configuration of :class:`maeir.retrieval.modeling_bi_encoder.BiEncoderModel`: towers plus the encoding recipe.
 
 The config *is* the encoding recipe (docs/methods.md#pitfalls: the recipe must travel with the model): pooling,
 normalisation, max lengths, truncation sides, query/passage prefixes, score function and temperature

@@ -12,8 +12,11 @@ import torch
 
 from maeir.drivers import study as study_driver
 from maeir.errors import ConfigError
+from maeir.study import runner as study_runner
+from maeir.study.config import load_study_config
+from maeir.study.tasks import ResponseSelectionTask
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_study(config: str, output_dir: Path, *extra: str) -> dict:
@@ -30,7 +33,7 @@ def dial_mae_smoke(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_dial_mae_smoke_runs_every_arm_seed_and_stage(dial_mae_smoke):
     out, study = dial_mae_smoke
-    config = study_driver.load_study_config(REPO / "configs/study/dial_mae_cpu.yaml", smoke=True)
+    config = load_study_config(REPO / "configs/study/dial_mae_cpu.yaml", smoke=True)
     expected = {
         (arm, seed, stage)
         for arm in config["arms"]
@@ -71,8 +74,8 @@ def test_probe_scores_equal_the_response_selection_metrics(dial_mae_smoke):
     from maeir.metrics.response_selection import response_selection_metrics
 
     out, _ = dial_mae_smoke
-    config = study_driver.load_study_config(REPO / "configs/study/dial_mae_cpu.yaml", smoke=True)
-    task = study_driver.ResponseSelectionTask(config["evaluation"], config["finetune"]["args"])
+    config = load_study_config(REPO / "configs/study/dial_mae_cpu.yaml", smoke=True)
+    task = ResponseSelectionTask(config["evaluation"], config["finetune"]["args"])
     encoder, tokenizer = task.load(str(out / "base"))
     scores = task.probe_scores(encoder, tokenizer)
     metrics, _, _ = task.probe(encoder, tokenizer)
@@ -90,14 +93,14 @@ def test_resume_skips_finished_runs_and_redoes_the_missing_one(dial_mae_smoke, m
     assert removed["stage"] == "finetune"
     (out / "study.json").write_text(json.dumps(state))
     calls = []
-    real = study_driver.StudyRunner.run_arm
+    real = study_runner.StudyRunner.run_arm
 
     def counting(self, task, arm, fields, seed):
         before = {id(r) for r in self.study["runs"]}
         real(self, task, arm, fields, seed)
         calls.extend((r["arm"], r["seed"], r["stage"]) for r in self.study["runs"] if id(r) not in before)
 
-    monkeypatch.setattr(study_driver.StudyRunner, "run_arm", counting)
+    monkeypatch.setattr(study_runner.StudyRunner, "run_arm", counting)
     resumed = run_study("dial_mae_cpu.yaml", out)
     assert calls == [
         (removed["arm"], removed["seed"], "probe"),
@@ -132,7 +135,7 @@ def test_unknown_study_field_names_its_line(tmp_path):
         "name: x\ntask: response_selection\nseeds: [1]\ncontrol: a\nheadline_metric: R@1\narms: {a: null}\nbugdet: 3\n"
     )
     with pytest.raises(ConfigError) as err:
-        study_driver.load_study_config(bad)
+        load_study_config(bad)
     assert "bad.yaml:7" in str(err.value) and "bugdet" in str(err.value)
 
 
@@ -191,17 +194,17 @@ def test_mae_lm_smoke(tmp_path):
 
 def test_seeds_option_runs_a_subset_of_the_protocol(tmp_path):
     config = str(REPO / "configs/study/dial_mae_cpu.yaml")
-    runner = study_driver.StudyRunner(
+    runner = study_runner.StudyRunner(
         study_driver.StudyArguments(config=config, output_dir=str(tmp_path / "a"), smoke=True, seeds="2")
     )
-    full = study_driver.StudyRunner(
+    full = study_runner.StudyRunner(
         study_driver.StudyArguments(config=config, output_dir=str(tmp_path / "b"), smoke=True)
     )
     assert runner.run_seeds == [2] and full.run_seeds == [1, 2]
     assert runner.study["protocol_hash"] == full.study["protocol_hash"]  # same protocol, fewer seeds now
     assert "--seeds" not in runner.study["command"]
     with pytest.raises(ConfigError, match="not in the protocol"):
-        study_driver.StudyRunner(
+        study_runner.StudyRunner(
             study_driver.StudyArguments(config=config, output_dir=str(tmp_path / "c"), smoke=True, seeds="7")
         )
 
@@ -214,7 +217,7 @@ def test_redo_stages_moves_the_changed_stage_to_superseded_runs(dial_mae_smoke, 
     changed = tmp_path / "dial_mae_cpu.yaml"
     changed.write_text(config)
     before = json.loads((copy / "study.json").read_text())
-    runner = study_driver.StudyRunner(
+    runner = study_runner.StudyRunner(
         study_driver.StudyArguments(
             config=str(changed), output_dir=str(copy), smoke=True,
             protocol_change="fine-tuning budget", redo_stages="finetune",
@@ -229,7 +232,7 @@ def test_redo_stages_moves_the_changed_stage_to_superseded_runs(dial_mae_smoke, 
     assert len(runner.study["runs"]) == len([r for r in before["runs"] if r["stage"] == "probe"])
     assert "fine-tuning budget" in runner.study["protocol_changes"][-1]
     with pytest.raises(ConfigError, match="redo_stages"):  # only together with a changed protocol
-        study_driver.StudyRunner(
+        study_runner.StudyRunner(
             study_driver.StudyArguments(
                 config=str(REPO / "configs/study/dial_mae_cpu.yaml"),
                 output_dir=str(copy),

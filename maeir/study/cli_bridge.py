@@ -1,0 +1,52 @@
+"""The study runner's one door into the command-line drivers (:mod:`maeir.drivers`).
+
+Library code should not import the CLI, but a study runs every stage through the very drivers a user
+runs (same argument parsing, validation and run folders), and for training those drivers' ``main(argv)``
+is the only entry point today: the training loops live in the driver modules. Every such call (and the
+two driver helpers the tasks reuse) is isolated here, imported lazily, so that the rest of
+:mod:`maeir.study` imports no driver and a move of the drivers is one edit in this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import to_argv
+
+
+def run_driver(name: str, fields: dict[str, Any], **kwargs: Any) -> Any:
+    """Run the driver ``name`` in-process with ``fields`` as its command line (:func:`~maeir.study.config.to_argv`).
+
+    ``name``: ``pretrain`` (returns the trainer), ``train_reranker``, ``finetune_response_selection``,
+    ``classification``, ``finetune_retriever`` or ``distill_md2pr`` (their result dicts).
+    """
+    # library → CLI: these drivers' main(argv) is their only entry point (see the module docstring)
+    if name == "pretrain":
+        from ..drivers.pretrain import main
+    elif name == "train_reranker":
+        from ..drivers.train_reranker import main
+    elif name == "finetune_response_selection":
+        from ..drivers.response_selection import finetune_main as main
+    elif name == "classification":
+        from ..drivers.classification import main
+    elif name == "finetune_retriever":
+        from ..drivers.finetune_retriever import main
+    elif name == "distill_md2pr":
+        from ..drivers.distill_md2pr import main
+    else:
+        raise ValueError(f"unknown driver {name!r}")
+    return main(to_argv(fields), **kwargs)
+
+
+def score_response_groups(model, tokenizer, groups, batch_size: int):
+    """The response-selection driver's group scoring (:func:`maeir.drivers.response_selection.score_groups`)."""
+    from ..drivers.response_selection import score_groups
+
+    return score_groups(model, tokenizer, groups, batch_size)
+
+
+def limit_queries(data, max_queries: int | None):
+    """The first ``max_queries`` judged queries of ``data``, as the retrieval evaluation driver limits them."""
+    from ..drivers.evaluate_retrieval import _limit_queries
+
+    return _limit_queries(data, max_queries)

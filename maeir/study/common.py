@@ -1,0 +1,71 @@
+"""What the study tasks and the runner share: the named corpora, and the encoder of a run folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def corpus_texts(names: Sequence[str]) -> list[str]:
+    """Texts of the named corpora: ``chitchat_train`` / ``chitchat_valid`` / ``chitchat_test`` (one text per
+    conversation of that split of :func:`~maeir.data.chitchat.embedded_chitchat`, turns joined with [SEP]), ``wikipedia`` (the embedded passages) or a ``.jsonl``/``.txt`` path (its ``text`` fields/lines)."""
+    texts: list[str] = []
+    for name in names:
+        if name == "chitchat_train":
+            from ..data.chitchat import embedded_chitchat
+
+            for line in open(embedded_chitchat().train_sessions, encoding="utf-8"):
+                texts.append(" [SEP] ".join(json.loads(line)["turns"]))
+        elif name in ("chitchat_valid", "chitchat_test"):
+            from ..data.chitchat import chitchat_conversations, split_ids
+
+            conversations = chitchat_conversations()
+            for cid in split_ids(list(conversations), 42)[name.split("_")[1]]:
+                texts.append(" [SEP] ".join(conversations[cid]))
+        elif name == "wikipedia":
+            from ..data.corpus import load_text_corpus
+
+            texts.extend(load_text_corpus(None)["text"])
+        else:
+            from ..data.corpus import load_text_corpus
+
+            texts.extend(load_text_corpus(name)["text"])
+    return texts
+
+
+def write_corpus(names: Sequence[str], path: Path) -> Path:
+    """The named corpora as one JSON-lines file of ``{"text"}`` (the base pre-training corpus)."""
+    if not path.is_file():
+        from ..io_utils import atomic_write_text
+
+        atomic_write_text(
+            path, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in corpus_texts(names))
+        )
+    return path
+
+
+def encoder_of(model):
+    """The encoder of a maeir pre-training model, or ``model`` itself."""
+    from ..modeling.base import MaskedAutoEncoderPreTrainedModel
+
+    return model.encoder if isinstance(model, MaskedAutoEncoderPreTrainedModel) else model
+
+
+def encoder_folder(model_path: str) -> str:
+    """``model_path/encoder`` for a pre-training run folder, else ``model_path`` (a backbone folder or name)."""
+    from ..modeling.backbone import resolve_backbone_path
+
+    encoder = Path(model_path) / "encoder"
+    return str(encoder) if encoder.is_dir() else resolve_backbone_path(model_path)
+
+
+def load_encoder(model_path: str):
+    """The plain encoder (``AutoModel``) of a run folder or backbone, and its tokenizer."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = encoder_folder(model_path)
+    encoder = AutoModel.from_pretrained(
+        path, local_files_only=True, use_safetensors=True, attn_implementation="sdpa"
+    )
+    return encoder, AutoTokenizer.from_pretrained(path, local_files_only=True)
