@@ -34,12 +34,12 @@ from pathlib import Path
 
 import torch
 
-from maeir.data.distillation_collator import MD2PRCollator
-from maeir.distillation import CrossEncoderTeacher, MD2PRConfig
-from maeir.distillation.objective import md2pr_objective
+from maeir.methods.md2pr import CrossEncoderTeacher, MD2PRConfig
+from maeir.methods.md2pr.collator import MD2PRCollator
+from maeir.methods.md2pr.modeling_md2pr import MD2PRStudentModel
+from maeir.methods.md2pr.objective import md2pr_objective
 from maeir.modeling.bi_encoder import load_bi_encoder
 from maeir.modeling.cross_encoder import load_cross_encoder
-from maeir.modeling.modeling_md2pr import MD2PRStudentModel
 from maeir.trainers.contrastive import contrastive_objective
 
 if not __package__:  # run as a file (python benchmarks/bench_md2pr.py): make ``benchmarks`` importable

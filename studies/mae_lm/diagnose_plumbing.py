@@ -20,10 +20,9 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from maeir.analysis.effective_rank import layerwise_effective_rank
-from maeir.data.collators import MAELMCollator
 from maeir.drivers.study import corpus_texts
-from maeir.modeling import MAELMForMaskedLM
-from maeir.modeling.configuration_mae_lm import MAELMConfig
+from maeir.methods.mae_lm import MAELMCollator, MAELMForMaskedLM
+from maeir.methods.mae_lm.configuration_mae_lm import MAELMConfig
 
 base, steps = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200
 tok = AutoTokenizer.from_pretrained(f"{base}/encoder")
