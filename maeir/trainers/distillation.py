@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from transformers import Trainer
 
+from ..distillation.card import md2pr_card
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..methods.md2pr.configuration_md2pr import MD2PRConfig
 from ..methods.md2pr.false_negatives import ThresholdSchedule
@@ -163,8 +164,6 @@ class MD2PRTrainer(ContrastiveTrainer):
         return info
 
     def _write_extras(self, folder: str) -> None:
-        from ..distillation.card import md2pr_card
-
         model = self.accelerator.unwrap_model(self.model)
         model.write_extras(folder, self.processing_class)
         info = self.run_summary()
