@@ -68,8 +68,8 @@ def peak_rss_bytes() -> int:
 def build_batch(args):
     from transformers import AutoTokenizer
 
-    from maeir.data import CoTMAEv2Collator
-    from maeir.data.context_spans import context_span_dataset, embedded_cache_file, load_documents
+    from maeir.methods.cotmae_v2 import CoTMAEv2Collator
+    from maeir.methods.cotmae_v2.data import context_span_dataset, embedded_cache_file, load_documents
     from maeir.modeling.backbone import resolve_backbone_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_backbone_path(args.backbone))

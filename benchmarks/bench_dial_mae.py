@@ -29,9 +29,10 @@ import torch
 from transformers import AutoTokenizer
 
 from maeir import DialMAEForPretraining, MaskedLMForPretraining
-from maeir.data import DialMAECollator
 from maeir.data.chitchat import embedded_chitchat
-from maeir.data.dialogue import context_text, dialogue_pairs, read_dialogue_sessions, read_response_selection
+from maeir.data.dialogue import context_text, read_dialogue_sessions, read_response_selection
+from maeir.methods.dial_mae import DialMAECollator
+from maeir.methods.dial_mae.data import dialogue_pairs
 from maeir.modeling.backbone import resolve_backbone_path
 
 if not __package__:  # run as a file (python benchmarks/bench_dial_mae.py): make ``benchmarks`` importable

@@ -23,8 +23,9 @@ import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from maeir import MAELMForMaskedLM, MaskedLMForPretraining
-from maeir.data import MAELMCollator, MLMCollator
 from maeir.data.corpus import load_text_corpus
+from maeir.methods.mae_lm import MAELMCollator
+from maeir.methods.mlm import MLMCollator
 from maeir.modeling.backbone import resolve_backbone_path
 
 if not __package__:  # run as a file (python benchmarks/bench_mae_lm.py): make ``benchmarks`` importable

@@ -34,10 +34,10 @@ from pathlib import Path
 
 import torch
 
-from maeir.data.distillation_collator import MD2PRCollator
-from maeir.distillation import CrossEncoderTeacher, MD2PRConfig
-from maeir.distillation.objective import md2pr_objective
-from maeir.modeling.modeling_md2pr import MD2PRStudentModel
+from maeir.methods.md2pr import CrossEncoderTeacher, MD2PRConfig
+from maeir.methods.md2pr.collator import MD2PRCollator
+from maeir.methods.md2pr.modeling_md2pr import MD2PRStudentModel
+from maeir.methods.md2pr.objective import md2pr_objective
 from maeir.retrieval.loading import load_bi_encoder
 from maeir.retrieval.modeling_cross_encoder import load_cross_encoder
 from maeir.trainers.contrastive import contrastive_objective

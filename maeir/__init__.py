@@ -6,19 +6,11 @@ Importing ``maeir`` registers its configs and models with the ``transformers`` A
 
 __version__ = "0.1.0"
 
-from .modeling import (  # noqa: E402
-    BiEncoderConfig,
-    BiEncoderModel,
-    CoTMAEv2Config,
-    CoTMAEv2ForPretraining,
-    DialMAEConfig,
-    DialMAEForPretraining,
-    MAELMConfig,
-    MAELMForMaskedLM,
-    MaskedAutoEncoderPreTrainedModel,
-    MaskedLMConfig,
-    MaskedLMForPretraining,
-)
+from .methods.cotmae_v2 import CoTMAEv2Config, CoTMAEv2ForPretraining  # noqa: E402  (registers them all)
+from .methods.dial_mae import DialMAEConfig, DialMAEForPretraining  # noqa: E402
+from .methods.mae_lm import MAELMConfig, MAELMForMaskedLM  # noqa: E402
+from .methods.mlm import MaskedLMConfig, MaskedLMForPretraining  # noqa: E402
+from .modeling import BiEncoderConfig, BiEncoderModel, MaskedAutoEncoderPreTrainedModel  # noqa: E402
 
 __all__ = [
     "DialMAEConfig",

@@ -656,7 +656,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     print("== [MD2PR] cross-encoder ranker, BM25 re-ranking, plain contrastive vs MD2PR-distilled MiniLM")
     from maeir.data.retrieval_benchmark import embedded_retrieval_benchmark
-    from maeir.distillation.demo import md2pr_stage
+    from maeir.drivers.demo_md2pr import md2pr_stage
 
     md2pr_beir = embedded_retrieval_benchmark(test_queries=args.retrieval_test_queries,
                                               train_queries=args.retrieval_train_queries,

@@ -13,7 +13,8 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.collators import pad_sequences
-from ..data.masking import WordBoundaries, whole_word_mask
+from ..data.masking import WordBoundaries, remove_masked_tokens, whole_word_mask
+from ..methods.mae_lm import MAELMForMaskedLM
 
 
 def effective_rank(matrix: torch.Tensor) -> float:
@@ -41,8 +42,6 @@ def layerwise_effective_rank(
     both real-token and [MASK]-token rows. For an MAE-LM model the masked words are removed from the
     encoder input (real-token rows per encoder layer) and the [MASK] rows come from the decoder.
     """
-    from ..modeling import MAELMForMaskedLM
-
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     ids, attention = pad_sequences(
@@ -64,8 +63,6 @@ def layerwise_effective_rank(
             )  # fmt: skip
 
     if isinstance(model, MAELMForMaskedLM):
-        from ..data.masking import remove_masked_tokens
-
         kept_ids, kept_pos, kept_att = remove_masked_tokens(ids, attention, mask)
         encoder_states = model.encoder(
             input_ids=kept_ids, attention_mask=kept_att, position_ids=kept_pos, output_hidden_states=True

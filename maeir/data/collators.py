@@ -18,7 +18,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from .generator_state import CheckpointedRandomness
-from .masking import WordBoundaries, mlm_labels, remove_masked_tokens, replace_masked, whole_word_mask
+from .masking import WordBoundaries, mlm_labels, replace_masked, whole_word_mask
 
 
 def special_template(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
@@ -219,47 +219,3 @@ class EncoderDecoderMaskingCollator(MaskingCollator):
         self.decoder_random_replace_prob = decoder_random_replace_prob
         self.template = special_template(tokenizer)
         self._specials = len(self.template[0]) + len(self.template[1])
-
-
-class MLMCollator(MaskingCollator):
-    """Batches for :class:`maeir.MaskedLMForPretraining`: BERT-style corrupted ids and labels.
-
-    Args:
-        mask_replace_prob / random_replace_prob: BERT's 80/10/10 split of the chosen tokens.
-        (other arguments: see :class:`MaskingCollator`)
-    """
-
-    def __init__(self, tokenizer, mask_rate=0.15, whole_word_mask=True, mask_replace_prob=0.8,
-                 random_replace_prob=0.1, pad_to_multiple_of=None, seed=None) -> None:  # fmt: skip
-        super().__init__(tokenizer, mask_rate, whole_word_mask, pad_to_multiple_of, seed)
-        self.mask_replace_prob = mask_replace_prob
-        self.random_replace_prob = random_replace_prob
-
-    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        input_ids, attention_mask = self.pad(features)
-        word_ids = self.word_ids(features, input_ids.shape[1])
-        return self.masked_inputs(
-            input_ids, attention_mask, None, self.mask_replace_prob, self.random_replace_prob, word_ids
-        )
-
-
-class MAELMCollator(MaskingCollator):
-    """Batches for :class:`maeir.MAELMForMaskedLM`: masked tokens removed from the encoder input.
-
-    Returns ``encoder_input_ids`` / ``encoder_position_ids`` / ``encoder_attention_mask`` (the kept
-    tokens, left-packed, with their original positions), the full-length ``attention_mask`` and
-    ``labels`` (original ids at the masked positions, -100 elsewhere). No 80/10/10: masked tokens
-    are removed, never replaced (docs/methods.md#mae-lm).
-    """
-
-    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        input_ids, attention_mask = self.pad(features)
-        mask = self.choose(input_ids, attention_mask, word_ids=self.word_ids(features, input_ids.shape[1]))
-        kept_ids, kept_positions, kept_attention = remove_masked_tokens(input_ids, attention_mask, mask)
-        return {
-            "encoder_input_ids": kept_ids,
-            "encoder_position_ids": kept_positions,
-            "encoder_attention_mask": kept_attention,
-            "attention_mask": attention_mask,
-            "labels": mlm_labels(input_ids, mask),
-        }

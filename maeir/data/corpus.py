@@ -23,6 +23,7 @@ from pathlib import Path
 import datasets
 
 from ..errors import ConfigError, CorpusFormatError
+from .embedded import cache_dir, embedded_wikipedia_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -155,8 +156,6 @@ def _normalised_copy(path: Path, is_json: bool, text_field: str) -> Path:
     Keyed by the file's resolved path, size and modification time, so ``datasets`` finds its Arrow
     cache again on the next load of the same unchanged file.
     """
-    from .embedded import cache_dir
-
     stat = path.stat()
     key = hashlib.sha256(
         f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\0{text_field}".encode()
@@ -200,8 +199,6 @@ def load_text_corpus(
     if not isinstance(text_field, str) or not text_field:
         raise ConfigError(None, None, f"must be a non-empty string, got {text_field!r}", field="text_field")
     if path is None:
-        from .embedded import embedded_wikipedia_corpus
-
         path, text_field = embedded_wikipedia_corpus(), "text"
     path = Path(path)
     if not path.exists():

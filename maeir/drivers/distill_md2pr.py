@@ -8,7 +8,7 @@ Student: the retrieval stack's dense bi-encoder (``load_bi_encoder``: ``minilm``
 maeir run, a trained bi-encoder) with its encoding recipe. Teacher: a ranker from
 ``scripts/train_reranker.py``, frozen. Data as ``scripts/finetune_retriever.py``; optional
 precomputed teacher scores (``--teacher_scores_run``, a TREC run of the teacher on the training
-candidates). Every MD2PR field is an argument (:class:`maeir.distillation.MD2PRConfig`).
+candidates). Every MD2PR field is an argument (:class:`maeir.methods.md2pr.MD2PRConfig`).
 
 Writes ``S/`` (a plain bi-encoder folder that ``load_bi_encoder``, ``scripts/evaluate_retrieval.py`` and
 sentence-transformers load), ``S/md2pr_config.json``, ``S/maeir_run.json``, ``S/README.md``; with
@@ -25,13 +25,13 @@ from datasets import Dataset
 from transformers import set_seed
 
 from ..config_file import parse_key_values
-from ..data.distillation_collator import MD2PRCollator
-from ..distillation.arguments import DistillationDataArguments, DistillationModelArguments
-from ..distillation.config import MD2PRConfig
-from ..distillation.teacher import CrossEncoderTeacher
 from ..errors import ConfigError
+from ..methods.md2pr.arguments import DistillationDataArguments, DistillationModelArguments
+from ..methods.md2pr.collator import MD2PRCollator
+from ..methods.md2pr.configuration_md2pr import MD2PRConfig
+from ..methods.md2pr.modeling_md2pr import MD2PRStudentModel
+from ..methods.md2pr.teacher import CrossEncoderTeacher
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
-from ..modeling.modeling_md2pr import MD2PRStudentModel
 from ..retrieval.arguments import RetrieverTrainingArguments
 from ..retrieval.loading import load_bi_encoder
 from ..retrieval.modeling_cross_encoder import load_cross_encoder

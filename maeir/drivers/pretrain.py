@@ -14,6 +14,8 @@ from transformers import AutoTokenizer, TrainingArguments, set_seed
 
 from ..arguments import PretrainDataArguments, PretrainModelArguments
 from ..config_file import parse_key_values
+from ..data.corpus import load_text_corpus
+from ..data.tokenizer import train_wordpiece_tokenizer
 from ..errors import ConfigError
 from ..methods import check_data_arguments, get_method
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length, resolve_backbone_path
@@ -109,9 +111,6 @@ def trained_tokenizer(
     model_args: PretrainModelArguments, data_args: PretrainDataArguments, output_dir: str
 ) -> str:
     """``OUTPUT_DIR/wordpiece_tokenizer``: trained on the training texts, or the one a previous run left."""
-    from ..data.corpus import load_text_corpus
-    from ..data.tokenizer import train_wordpiece_tokenizer
-
     if not model_args.from_scratch:
         raise ConfigError(
             None,

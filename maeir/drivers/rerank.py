@@ -25,9 +25,9 @@ from typing import Any
 
 from ..config_file import parse_args
 from ..data.retrieval import RetrievalData
-from ..distillation.arguments import RerankArguments
 from ..errors import CorpusFormatError
 from ..io_utils import atomic_write_json
+from ..methods.md2pr.arguments import RerankArguments
 from ..retrieval.evaluation import evaluate_run, format_table, read_trec_run, write_trec_run
 
 logger = logging.getLogger(__name__)

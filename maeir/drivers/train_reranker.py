@@ -25,8 +25,8 @@ from transformers import TrainingArguments, set_seed
 
 from ..config_file import parse_key_values
 from ..data.ranker_collator import RankerCollator
-from ..distillation.arguments import RankerModelArguments, RerankArguments
 from ..io_utils import atomic_write_json, atomic_write_text
+from ..methods.md2pr.arguments import RankerModelArguments, RerankArguments
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..retrieval.arguments import RetrieverDataArguments
 from ..retrieval.modeling_cross_encoder import load_cross_encoder

@@ -9,7 +9,7 @@ For each (query, passage) pair of the teacher input ``[CLS] q [SEP] p [SEP]``:
   query tower's token states of ``q`` and the passage tower's token states of ``p``;
 - loss: the mean squared difference over every valid (query token, passage token) entry.
 
-Token spans (which positions are ``q`` and ``p``) come from :mod:`maeir.distillation.spans`; every
+Token spans (which positions are ``q`` and ``p``) come from :mod:`maeir.methods.md2pr.spans`; every
 function here takes ``[N, Lq, Lp]`` matrices already sliced to those spans plus validity masks.
 
 Public API: :func:`renormalize_over_passage`, :func:`teacher_attention_target`,

@@ -5,7 +5,7 @@ tokens) are pulled towards the teacher's final-layer states on the query (passag
 teacher input ``[CLS] q [SEP] p [SEP]``: the mean squared error over every valid token and every
 hidden dimension (``F.mse_loss`` with ``"mean"`` restricted to real tokens). When the two models'
 widths differ, the student states are first mapped by a learned linear projection (see
-:class:`maeir.modeling.modeling_md2pr.MD2PRStudentModel`).
+:class:`maeir.methods.md2pr.modeling_md2pr.MD2PRStudentModel`).
 
 Public API: :func:`hidden_state_alignment_loss`.
 """

@@ -1,6 +1,11 @@
-"""Model classes; importing this package registers them with the Auto classes."""
+"""Model code shared by the methods: backbone, base class, decoder, sparse pooling, bi- and cross-encoders.
 
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
+Each method's own config and model live in its folder under :mod:`maeir.methods`. Importing this
+package registers the bi-encoder with the Auto classes (the pre-training models are registered by
+:mod:`maeir.methods`, which ``import maeir`` loads).
+"""
+
+from transformers import AutoConfig, AutoModel
 
 from ..retrieval.configuration_bi_encoder import BiEncoderConfig
 from ..retrieval.loading import load_bi_encoder
@@ -12,52 +17,19 @@ from ..retrieval.modeling_cross_encoder import (
     score_pairs,
 )
 from .base import MaskedAutoEncoderPreTrainedModel, PretrainingConfig
-from .configuration_cotmae_v2 import CoTMAEv2Config
-from .configuration_dial_mae import DialMAEConfig
-from .configuration_mae_lm import MAELMConfig
-from .configuration_masked_lm import MaskedLMConfig
-from .modeling_cotmae_v2 import CoTMAEv2ForPretraining, CoTMAEv2Output
-from .modeling_dial_mae import DialMAEForPretraining, DialMAEOutput
-from .modeling_mae_lm import MAELMForMaskedLM, MAELMOutput
-from .modeling_masked_lm import MaskedLMForPretraining, MaskedLMPretrainingOutput
-from .modeling_md2pr import MD2PRStudentModel, MD2PRStudentOutput
 
-
-def _register(config_class, model_class, *auto_classes) -> None:
-    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
-    for auto_class in auto_classes:
-        auto_class.register(config_class, model_class, exist_ok=True)
-
-
-_register(MAELMConfig, MAELMForMaskedLM, AutoModelForMaskedLM, AutoModelForPreTraining)
-_register(MaskedLMConfig, MaskedLMForPretraining, AutoModelForMaskedLM, AutoModelForPreTraining)
-_register(DialMAEConfig, DialMAEForPretraining, AutoModelForMaskedLM, AutoModelForPreTraining)
-_register(BiEncoderConfig, BiEncoderModel, AutoModel)
-_register(CoTMAEv2Config, CoTMAEv2ForPretraining, AutoModelForMaskedLM, AutoModelForPreTraining)
+AutoConfig.register(BiEncoderConfig.model_type, BiEncoderConfig, exist_ok=True)
+AutoModel.register(BiEncoderConfig, BiEncoderModel, exist_ok=True)
 
 __all__ = [
-    "MD2PRStudentModel",
-    "MD2PRStudentOutput",
     "RankerRecipe",
     "load_cross_encoder",
     "save_cross_encoder",
     "score_pairs",
-    "DialMAEConfig",
-    "DialMAEForPretraining",
-    "DialMAEOutput",
     "BiEncoderConfig",
     "BiEncoderModel",
     "BiEncoderOutput",
     "load_bi_encoder",
-    "MAELMConfig",
-    "MAELMForMaskedLM",
-    "MAELMOutput",
     "MaskedAutoEncoderPreTrainedModel",
-    "MaskedLMConfig",
-    "MaskedLMForPretraining",
-    "MaskedLMPretrainingOutput",
     "PretrainingConfig",
-    "CoTMAEv2Config",
-    "CoTMAEv2ForPretraining",
-    "CoTMAEv2Output",
 ]

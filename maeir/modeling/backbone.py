@@ -181,6 +181,21 @@ def mlm_head(masked_lm: PreTrainedModel) -> nn.Module:
     return head
 
 
+def embedding_module(base_model: PreTrainedModel) -> nn.Module:
+    """The base model's embedding block (word + position [+ type] embeddings, LayerNorm, dropout).
+
+    BERT-like models expose it as ``embeddings``; it must contain ``get_input_embeddings()``.
+    """
+    module = getattr(base_model, "embeddings", None)
+    words = base_model.get_input_embeddings()
+    if not isinstance(module, nn.Module) or not any(m is words for m in module.modules()):
+        raise NotImplementedError(
+            f"{type(base_model).__name__}: no `embeddings` block holding the input embeddings; "
+            "BERT-like encoders are supported"
+        )
+    return module
+
+
 def transformer_layers(base_model: PreTrainedModel) -> nn.ModuleList:
     """The backbone's stack of transformer layers (the ``ModuleList`` of ``num_hidden_layers`` blocks)."""
     depth = base_model.config.num_hidden_layers

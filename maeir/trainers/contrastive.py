@@ -37,6 +37,7 @@ from torch import nn
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.flops import FLOPsRegularizer
 from ..losses.infonce import InfoNCELoss
+from ..retrieval.card import retriever_card
 from .pretraining import PretrainingTrainer
 
 QUERY_KEYS = ("query_input_ids", "query_attention_mask")
@@ -263,6 +264,4 @@ class ContrastiveTrainer(PretrainingTrainer):
         info = self.run_summary()
         info["encoding_recipe"] = model.config.recipe()
         atomic_write_json(Path(folder) / "maeir_run.json", info)
-        from ..retrieval.card import retriever_card
-
         atomic_write_text(os.path.join(folder, "README.md"), retriever_card(info))

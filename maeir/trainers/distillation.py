@@ -1,8 +1,8 @@
 """``MD2PRTrainer``: distils a frozen cross-encoder into a dual encoder (docs/methods.md#md2pr).
 
 A thin subclass of :class:`maeir.trainers.ContrastiveTrainer` (the model is the student, an
-:class:`~maeir.modeling.modeling_md2pr.MD2PRStudentModel`; saved folders are plain bi-encoders). The
-teacher (:class:`~maeir.distillation.teacher.CrossEncoderTeacher`) is held by the trainer, never by the
+:class:`~maeir.methods.md2pr.modeling_md2pr.MD2PRStudentModel`; saved folders are plain bi-encoders). The
+teacher (:class:`~maeir.methods.md2pr.teacher.CrossEncoderTeacher`) is held by the trainer, never by the
 model: no optimiser, DDP wrapper or checkpoint sees it, and it runs under ``no_grad`` in eval mode.
 It overrides
 
@@ -10,7 +10,7 @@ It overrides
   teacher on the batch's pairs when needed (or the batch's precomputed ``teacher_scores``), the
   current false-negative threshold (:meth:`MD2PRConfig.threshold_schedule`, sized to the run's total
   steps, also when training by epochs), then
-  :func:`maeir.distillation.objective.md2pr_objective`; every term, the false-negative count and rate,
+  :func:`maeir.methods.md2pr.objective.md2pr_objective`; every term, the false-negative count and rate,
   the threshold and the teacher's time per step (``teacher_seconds``) are logged;
 * ``training_step``: reports the true loss (the CE part of the back-propagated loss is multiplied by
   the world size for DDP; docs/methods.md#pitfalls);
@@ -33,11 +33,12 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from ..distillation.config import MD2PRConfig
-from ..distillation.false_negatives import ThresholdSchedule
-from ..distillation.objective import md2pr_objective
-from ..distillation.teacher import CrossEncoderTeacher
+from ..distillation.card import md2pr_card
 from ..io_utils import atomic_write_json, atomic_write_text
+from ..methods.md2pr.configuration_md2pr import MD2PRConfig
+from ..methods.md2pr.false_negatives import ThresholdSchedule
+from ..methods.md2pr.objective import md2pr_objective
+from ..methods.md2pr.teacher import CrossEncoderTeacher
 from .contrastive import ContrastiveTrainer
 
 STUDENT_KEYS = ("query_input_ids", "query_attention_mask", "passage_input_ids", "passage_attention_mask")
@@ -163,8 +164,6 @@ class MD2PRTrainer(ContrastiveTrainer):
         return info
 
     def _write_extras(self, folder: str) -> None:
-        from ..distillation.card import md2pr_card
-
         model = self.accelerator.unwrap_model(self.model)
         model.write_extras(folder, self.processing_class)
         info = self.run_summary()

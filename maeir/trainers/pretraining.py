@@ -28,6 +28,7 @@ from ..io_utils import (
     make_staging_directory,
     move_contents_into,
 )
+from ..model_card import card_for_run, save_model_card
 from .checkpointing import CheckpointingTrainer
 
 
@@ -107,8 +108,6 @@ class PretrainingTrainer(CheckpointingTrainer):
             model.save_encoder(os.path.join(folder, "encoder"), tokenizer)
         info = self.run_summary()
         atomic_write_json(Path(folder) / "maeir_run.json", info)
-        from ..model_card import card_for_run, save_model_card
-
         save_model_card(card_for_run(info, kind="pretraining"), folder)
         save_model_card(card_for_run(info, kind="encoder"), os.path.join(folder, "encoder"))
 

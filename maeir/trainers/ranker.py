@@ -19,8 +19,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..distillation.card import ranker_card
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.listwise_ce import listwise_cross_entropy
+from ..retrieval.modeling_cross_encoder import RECIPE_KEY
 from .pretraining import PretrainingTrainer
 
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -55,9 +57,6 @@ class RankerTrainer(PretrainingTrainer):
         return (loss, {"scores": scores}) if return_outputs else loss
 
     def _write_extras(self, folder: str) -> None:
-        from ..distillation.card import ranker_card
-        from ..retrieval.modeling_cross_encoder import RECIPE_KEY
-
         model = self.accelerator.unwrap_model(self.model)
         info = self.run_summary()
         info["recipe"] = getattr(model.config, RECIPE_KEY, None)

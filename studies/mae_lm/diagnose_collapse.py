@@ -14,9 +14,8 @@ import torch
 from transformers import AutoTokenizer, BertConfig
 
 from maeir.analysis.effective_rank import layerwise_effective_rank
-from maeir.data.collators import MAELMCollator
-from maeir.modeling import MAELMForMaskedLM
-from maeir.modeling.configuration_mae_lm import MAELMConfig
+from maeir.methods.mae_lm import MAELMCollator, MAELMForMaskedLM
+from maeir.methods.mae_lm.configuration_mae_lm import MAELMConfig
 from maeir.study.common import corpus_texts
 
 tok = AutoTokenizer.from_pretrained(sys.argv[4] if len(sys.argv) > 4 else "studies/mae_lm/tokenizer")

@@ -20,9 +20,8 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from maeir.analysis.effective_rank import layerwise_effective_rank
-from maeir.data.collators import MAELMCollator
-from maeir.modeling import MAELMForMaskedLM
-from maeir.modeling.configuration_mae_lm import MAELMConfig
+from maeir.methods.mae_lm import MAELMCollator, MAELMForMaskedLM
+from maeir.methods.mae_lm.configuration_mae_lm import MAELMConfig
 from maeir.study.common import corpus_texts
 
 base, steps = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200

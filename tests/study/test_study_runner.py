@@ -144,8 +144,8 @@ def test_mlm_control_is_encoder_mlm_only():
     gradient of its masked-LM loss alone, and the decoder none."""
     from transformers import BertConfig
 
-    from maeir.modeling import DialMAEForPretraining
-    from maeir.modeling.configuration_dial_mae import DialMAEConfig
+    from maeir.methods.dial_mae import DialMAEForPretraining
+    from maeir.methods.dial_mae.configuration_dial_mae import DialMAEConfig
 
     torch.manual_seed(0)
     encoder = BertConfig(
