@@ -434,3 +434,22 @@ def evaluate_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.output:
             atomic_write_json(args.output, metrics)
     return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """``finetune ARGS...`` or ``evaluate ARGS...``: :func:`finetune_main` or :func:`evaluate_main`."""
+    import sys
+
+    from ..errors import InputError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"finetune": finetune_main, "evaluate": evaluate_main}
+    if not argv or argv[0] not in commands:
+        raise InputError("usage: maeir-response-selection {finetune,evaluate} ARGS...")
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

@@ -24,7 +24,6 @@ Public API: :class:`MD2PRTrainer`.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from ..distillation.config import MD2PRConfig
 from ..distillation.false_negatives import ThresholdSchedule
 from ..distillation.objective import md2pr_objective
 from ..distillation.teacher import CrossEncoderTeacher
-from ..io_utils import atomic_write_json, atomic_write_text
+from ..io_utils import atomic_write_json
 from .contrastive import ContrastiveTrainer
 
 STUDENT_KEYS = ("query_input_ids", "query_attention_mask", "passage_input_ids", "passage_attention_mask")
@@ -163,7 +162,7 @@ class MD2PRTrainer(ContrastiveTrainer):
         return info
 
     def _write_extras(self, folder: str) -> None:
-        from ..distillation.card import md2pr_card
+        from ..cards import write_card
 
         model = self.accelerator.unwrap_model(self.model)
         model.write_extras(folder, self.processing_class)
@@ -171,7 +170,7 @@ class MD2PRTrainer(ContrastiveTrainer):
         info["encoding_recipe"] = model.config.recipe()
         atomic_write_json(Path(folder) / "maeir_run.json", info)
         atomic_write_json(Path(folder) / "md2pr_config.json", self.md2pr.to_dict())
-        atomic_write_text(os.path.join(folder, "README.md"), md2pr_card(info))
+        write_card(folder, info, kind="md2pr")
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)

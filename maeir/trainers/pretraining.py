@@ -36,7 +36,7 @@ class PretrainingTrainer(CheckpointingTrainer):
 
     Args:
         run_info: what the model card says about the run (method, backbone, data, paper, ...);
-            see :func:`maeir.model_card.card_for_run`. Optional.
+            see :func:`maeir.cards.card_for_run`. Optional.
         (all other arguments: ``transformers.Trainer``)
     """
 
@@ -107,10 +107,10 @@ class PretrainingTrainer(CheckpointingTrainer):
             model.save_encoder(os.path.join(folder, "encoder"), tokenizer)
         info = self.run_summary()
         atomic_write_json(Path(folder) / "maeir_run.json", info)
-        from ..model_card import card_for_run, save_model_card
+        from ..cards import write_card
 
-        save_model_card(card_for_run(info, kind="pretraining"), folder)
-        save_model_card(card_for_run(info, kind="encoder"), os.path.join(folder, "encoder"))
+        write_card(folder, info, kind="pretraining")
+        write_card(os.path.join(folder, "encoder"), info, kind="encoder")
 
     def run_summary(self) -> dict[str, Any]:
         """What the model cards need: the run info plus final losses and training hyperparameters."""

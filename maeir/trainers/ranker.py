@@ -16,10 +16,9 @@ Public API: :class:`RankerTrainer`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from ..io_utils import atomic_write_json, atomic_write_text
+from ..io_utils import atomic_write_json
 from ..losses.listwise_ce import listwise_cross_entropy
 from .pretraining import PretrainingTrainer
 
@@ -55,11 +54,11 @@ class RankerTrainer(PretrainingTrainer):
         return (loss, {"scores": scores}) if return_outputs else loss
 
     def _write_extras(self, folder: str) -> None:
-        from ..distillation.card import ranker_card
+        from ..cards import write_card
         from ..modeling.cross_encoder import RECIPE_KEY
 
         model = self.accelerator.unwrap_model(self.model)
         info = self.run_summary()
         info["recipe"] = getattr(model.config, RECIPE_KEY, None)
         atomic_write_json(Path(folder) / "maeir_run.json", info)
-        atomic_write_text(os.path.join(folder, "README.md"), ranker_card(info))
+        write_card(folder, info, kind="reranker")
