@@ -445,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"finetune": finetune_main, "evaluate": evaluate_main}
     if not argv or argv[0] not in commands:
-        raise InputError("usage: maeir-response-selection {finetune,evaluate} ARGS...")
+        raise InputError(None, None, "usage: maeir-response-selection {finetune,evaluate} ARGS...")
     return commands[argv[0]](argv[1:])
 
 
