@@ -36,16 +36,27 @@ _NOT_HYPERPARAMETERS = {
 }  # fmt: skip
 
 
+# Always listed, default or not: what a reader needs to reproduce the batch and the schedule.
+CORE_HYPERPARAMETERS = (
+    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_steps",
+    "weight_decay", "lr_scheduler_type", "seed", "bf16", "fp16",
+)  # fmt: skip
+
+
 def training_hyperparameters(args: Any, **extra: Any) -> dict[str, Any]:
-    """The hyperparameters of a run: the fields of its ``TrainingArguments`` (or subclass) that differ
-    from a default ``TrainingArguments``, bookkeeping fields left out, plus the batch geometry
-    (``world_size``, ``global_batch_size``) and ``extra``. Enum values are written as their value."""
+    """The hyperparameters of a run: :data:`CORE_HYPERPARAMETERS`, then the other fields of its
+    ``TrainingArguments`` (or subclass) that differ from a default ``TrainingArguments`` (bookkeeping
+    fields left out), the batch geometry (``world_size``, ``global_batch_size``) and ``extra``.
+    Enum values are written as their value; non-scalar values are left out."""
     import transformers
 
     default = transformers.TrainingArguments(output_dir=getattr(args, "output_dir", None) or "unused")
     rows: dict[str, Any] = {}
+    for name in CORE_HYPERPARAMETERS:
+        value = getattr(args, name, None)
+        rows[name] = getattr(value, "value", value)
     for f in dataclasses.fields(args):
-        if not f.init or f.name in _NOT_HYPERPARAMETERS or f.name.startswith("_"):
+        if not f.init or f.name in _NOT_HYPERPARAMETERS or f.name in rows or f.name.startswith("_"):
             continue
         value = getattr(args, f.name, None)
         value = getattr(value, "value", value)

@@ -119,23 +119,10 @@ class PretrainingTrainer(CheckpointingTrainer):
             for key, value in entry.items():
                 if (key == "loss" or key.endswith("_loss")) and isinstance(value, (int, float)):
                     losses[key] = float(value)
-        args = self.args
-        hyperparameters = {
-            "learning_rate": args.learning_rate,
-            "per_device_train_batch_size": args.per_device_train_batch_size,
-            "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "world_size": args.world_size,
-            "global_batch_size": args.per_device_train_batch_size
-            * args.gradient_accumulation_steps
-            * args.world_size,
-            "max_steps": self.state.max_steps,
-            "steps_done": self.state.global_step,
-            "warmup_steps": args.warmup_steps,
-            "weight_decay": args.weight_decay,
-            "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
-            "seed": args.seed,
-            "bf16": args.bf16,
-            "fp16": args.fp16,
-        }
+        from ..cards import training_hyperparameters
+
+        hyperparameters = training_hyperparameters(
+            self.args, max_steps=self.state.max_steps, steps_done=self.state.global_step
+        )
         hyperparameters.update(self.run_info.get("hyperparameters", {}))
         return {**self.run_info, "hyperparameters": hyperparameters, "losses": losses}
