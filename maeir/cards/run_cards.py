@@ -50,7 +50,13 @@ def training_hyperparameters(args: Any, **extra: Any) -> dict[str, Any]:
     Enum values are written as their value; non-scalar values are left out."""
     import transformers
 
-    default = transformers.TrainingArguments(output_dir=getattr(args, "output_dir", None) or "unused")
+    # The declared defaults, not an instance: building a TrainingArguments resets accelerate's state,
+    # and this runs while a model is saved mid-training.
+    default = {
+        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(transformers.TrainingArguments)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
     rows: dict[str, Any] = {}
     for name in CORE_HYPERPARAMETERS:
         value = getattr(args, name, None)
@@ -60,10 +66,7 @@ def training_hyperparameters(args: Any, **extra: Any) -> dict[str, Any]:
             continue
         value = getattr(args, f.name, None)
         value = getattr(value, "value", value)
-        if (
-            hasattr(default, f.name)
-            and getattr(getattr(default, f.name), "value", getattr(default, f.name)) == value
-        ):
+        if f.name in default and getattr(default[f.name], "value", default[f.name]) == value:
             continue
         if value is None or isinstance(value, (bool, int, float, str)):
             rows[f.name] = value
