@@ -125,3 +125,11 @@ def run_command(main: Callable[..., Any], argv: Sequence[str] | None = None) -> 
     """Run ``main`` as a command through :func:`run_cli`; exit with its status unless it is 0."""
     if status := run_cli(main, argv):
         sys.exit(status)
+
+
+def dispatch(argv: Sequence[str] | None, **commands: Callable[..., Any]) -> Any:
+    """Run the command named by the first argument (``NAME ARGS...``) on the remaining arguments."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in commands:
+        raise InputError(None, None, f"usage: {{{','.join(commands)}}} ARGS...")
+    return commands[argv[0]](argv[1:])

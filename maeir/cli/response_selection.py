@@ -438,15 +438,9 @@ def evaluate_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``finetune ARGS...`` or ``evaluate ARGS...``: :func:`finetune_main` or :func:`evaluate_main`."""
-    import sys
+    from . import dispatch
 
-    from ..errors import InputError
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"finetune": finetune_main, "evaluate": evaluate_main}
-    if not argv or argv[0] not in commands:
-        raise InputError(None, None, "usage: maeir-response-selection {finetune,evaluate} ARGS...")
-    return commands[argv[0]](argv[1:])
+    return dispatch(argv, finetune=finetune_main, evaluate=evaluate_main)
 
 
 if __name__ == "__main__":
