@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: install demo test test-all lint format bench clean
 
-$(STAMP): setup.cfg setup.py $(CONSTRAINTS)
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c $(CONSTRAINTS) torch==2.13.0

@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> dict:
     del steps
 
     # -- response-selection bi-encoder ------------------------------------------------------------
+    from maeir.cli.response_selection import encode_texts, score_groups, training_examples
     from maeir.data.retrieval_collator import ContrastiveCollator
-    from maeir.drivers.response_selection import encode_texts, score_groups, training_examples
     from maeir.retrieval.modeling_bi_encoder import BiEncoderModel
 
     recipe = dict(

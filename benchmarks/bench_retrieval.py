@@ -179,7 +179,7 @@ def _row(kind: str, index: str, size: int, build: float, latencies: list[float],
 def bench_quality(
     name: str, folder: str, model_path: str | None, batch_size: int, finetuned_recipe: str | None
 ) -> list[dict]:
-    from maeir.drivers.evaluate_retrieval import evaluate
+    from maeir.cli.evaluate_retrieval import evaluate
     from maeir.retrieval.arguments import EvaluationArguments
 
     rows = []

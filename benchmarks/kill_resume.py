@@ -94,21 +94,21 @@ def command(kind: str, inputs: dict[str, Path], output_dir: Path, *extra: str) -
     if kind == "pretrain":
         args = [str(REPO / "configs/mae_lm_cpu.yaml"), "--model_name_or_path", str(inputs["backbone"]),
                 "--train_file", str(inputs["corpus"]), "--max_seq_length", "32", "--warmup_steps", "0"]  # fmt: skip
-        script = "maeir.drivers.pretrain:main"
+        script = "maeir.cli.pretrain:main"
     elif kind == "contrastive":
         args = [str(REPO / "configs/retriever_cpu.yaml"), "--model_name_or_path", str(inputs["backbone"]),
                 "--train_file", str(inputs["pairs"]), "--group_size", "3", "--query_max_length", "16",
                 "--passage_max_length", "32", "--warmup_steps", "0", "--eval_split", ""]  # fmt: skip
-        script = "maeir.drivers.finetune_retriever:main"
+        script = "maeir.cli.finetune_retriever:main"
     elif kind == "response_selection":
         args = [str(REPO / "configs/finetune_response_selection_cpu.yaml"), "--model_name_or_path",
                 str(inputs["backbone"]), "--train_file", str(inputs["dialogues"]), "--group_size", "3",
                 "--context_max_length", "24", "--response_max_length", "12", "--warmup_steps", "0"]  # fmt: skip
-        script = "maeir.drivers.response_selection:finetune_main"
+        script = "maeir.cli.response_selection:finetune_main"
     else:
         raise ValueError(f"unknown kind {kind!r}; choose from {KINDS}")
     module, function = script.split(":")
-    code = f"import sys; from maeir.drivers import run_cli; from {module} import {function}; sys.exit(run_cli({function}, sys.argv[1:]))"
+    code = f"import sys; from maeir.cli import run_cli; from {module} import {function}; sys.exit(run_cli({function}, sys.argv[1:]))"
     return [sys.executable, "-c", code, *args, *common, *extra]
 
 

@@ -1,29 +1,30 @@
-"""Publish a pre-training run on the Hugging Face Hub: the plain encoder, or the full model.
+"""Publish any maeir run folder on the Hugging Face Hub: a pre-training run (its plain encoder, or the
+full model), a fine-tuned retriever, a cross-encoder ranker or an MD2PR student.
 
 :func:`build_upload_folder` assembles exactly what will be uploaded, in a folder of its own:
 
-- ``what="encoder"``: the files of ``RUN_DIR/encoder/`` plus an encoder model card;
+- ``what="encoder"`` (a pre-training run only): the files of ``RUN_DIR/encoder/`` plus an encoder
+  model card;
 - ``what="full"``: the model files of ``RUN_DIR`` (``encoder/`` included), without checkpoints,
   optimizer/scheduler/RNG states, ``training_args.bin``, staging folders, logs and hidden files,
-  plus the pre-training model card.
+  plus the run's model card (:mod:`maeir.cards`, the kind told from ``maeir_run.json``);
+- ``what=None``: ``"encoder"`` when the run has an ``encoder/`` folder, else ``"full"``.
 
 The card is rendered for the target repo id from ``RUN_DIR/maeir_run.json`` when present, else from
-the arguments stored in ``RUN_DIR/README.md`` by :mod:`maeir.model_card`, else from that README's
-metadata header. Before anything is uploaded the folder is checked: weights are ``.safetensors`` only
+the arguments stored in ``RUN_DIR/README.md`` by :mod:`maeir.cards.pretraining`, else from that
+README's metadata header (a run folder of another kind without ``maeir_run.json``: its README as is). Before anything is uploaded the folder is checked: weights are ``.safetensors`` only
 (pickled ``.bin``/``.pt``/``.pkl`` files are refused), the config loads with ``AutoConfig``, and the
-card's metadata passes :func:`maeir.model_card.validate_card_metadata`. :func:`push` then creates the
+card's metadata passes :func:`maeir.cards.validate_card_metadata`. :func:`push` then creates the
 repo and uploads the folder (or, with ``dry_run``, only prints what it would upload).
 """
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import os
 import shutil
 import struct
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,14 +33,18 @@ from typing import Any
 from huggingface_hub import ModelCard
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-from .io_utils import STAGING_PREFIX, atomic_directory
-from .model_card import (
-    ModelCardError,
+from .cards import (
+    KINDS as PRETRAINING_KINDS,
+)
+from .cards import (
     card_args_from_card,
+    card_data,
     card_for_run,
+    card_kind,
     render_model_card,
     validate_card_metadata,
 )
+from .io_utils import STAGING_PREFIX, atomic_directory
 
 WHATS = ("encoder", "full")
 RUN_INFO_FILE = "maeir_run.json"
@@ -74,6 +79,7 @@ def upload_files(
     run_dir: str | os.PathLike, what: str, exclude: Sequence[str | os.PathLike] = ()
 ) -> list[tuple[Path, str]]:
     """``(source, path_in_repo)`` of the model files of a run to upload (the card not included)."""
+    what = resolve_what(run_dir, what)
     if what not in WHATS:
         raise HubUploadError(f"what must be one of {WHATS}, got {what!r}")
     run_dir = Path(run_dir)
@@ -98,6 +104,13 @@ def upload_files(
                 continue  # the card is rendered for the target repo
             files.append((source, rel))
     return files
+
+
+def resolve_what(run_dir: str | os.PathLike, what: str | None) -> str:
+    """``what`` as given, or (None) ``"encoder"`` for a run with an ``encoder/`` folder, else ``"full"``."""
+    if what is None:
+        return "encoder" if (Path(run_dir) / ENCODER_DIR).is_dir() else "full"
+    return what
 
 
 def _check_safetensors(path: Path) -> None:
@@ -259,6 +272,7 @@ def _args_from_metadata(card: ModelCard) -> dict[str, Any]:
 def run_card(run_dir: str | os.PathLike, what: str, repo_id: str | None = None) -> ModelCard:
     """The card to publish with ``what`` of ``run_dir``, rendered for ``repo_id``."""
     run_dir = Path(run_dir)
+    what = resolve_what(run_dir, what)
     kind = "encoder" if what == "encoder" else "pretraining"
     encoder_subfolder = ENCODER_DIR if (what == "full" and (run_dir / ENCODER_DIR).is_dir()) else None
     info_path = run_dir / RUN_INFO_FILE
@@ -269,6 +283,10 @@ def run_card(run_dir: str | os.PathLike, what: str, repo_id: str | None = None) 
             raise HubUploadError(f"{info_path}: not valid JSON ({err})") from None
         if not isinstance(info, dict):
             raise HubUploadError(f"{info_path}: expected a JSON object")
+        if card_kind(info) not in PRETRAINING_KINDS:  # a retriever, ranker or MD2PR run
+            if what != "full":
+                raise HubUploadError(f"{run_dir} is a {card_kind(info)} run: publish it with what='full'")
+            return ModelCard(card_data(info, model_id=repo_id).render())
         info = {**info, "encoder_subfolder": encoder_subfolder}
         return card_for_run(info, kind, model_id=repo_id)
     readmes = [run_dir / "README.md"] + ([run_dir / ENCODER_DIR / "README.md"] if what == "encoder" else [])
@@ -282,6 +300,8 @@ def run_card(run_dir: str | os.PathLike, what: str, repo_id: str | None = None) 
         if args:
             args = {**args, "encoder_subfolder": encoder_subfolder}
             return card_for_run(args, kind, model_id=repo_id)
+    if what == "full" and not (run_dir / ENCODER_DIR).is_dir():
+        return cards[0]  # not a pre-training run, and not written by maeir: its own card as it is
     args = _args_from_metadata(cards[0])
     return render_model_card(
         kind=kind, model_id=repo_id or run_dir.name, encoder_subfolder=encoder_subfolder, **args
@@ -307,7 +327,7 @@ def build_upload_folder(
 
     ``out_dir`` is replaced as a whole (atomically) if it is a folder built here before; an existing
     folder that is not refuses the build. Raises :class:`HubUploadError` or
-    :class:`~maeir.model_card.ModelCardError` when the run cannot be published as it is.
+    :class:`~maeir.cards.ModelCardError` when the run cannot be published as it is.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not run_dir.is_dir():
@@ -319,6 +339,7 @@ def build_upload_folder(
             f"{out_dir} exists and was not built by maeir: choose an empty or new --staging_dir"
         )
 
+    what = resolve_what(run_dir, what)
     files = upload_files(run_dir, what, exclude=[out_dir])
     check_weight_files(files)
     card = run_card(run_dir, what, repo_id=repo_id)
@@ -372,7 +393,7 @@ def push(
     run_dir: str | os.PathLike,
     repo_id: str,
     *,
-    what: str = "encoder",
+    what: str | None = "encoder",
     private: bool = False,
     revision: str | None = None,
     dry_run: bool = False,
@@ -388,6 +409,7 @@ def push(
         validate_repo_id(repo_id)
     except HFValidationError as err:
         raise HubUploadError(f"--repo_id {repo_id!r}: {err}") from None
+    what = resolve_what(run_dir, what)
     out_dir = Path(staging_dir) if staging_dir is not None else default_staging_dir(repo_id, what)
     folder = build_upload_folder(run_dir, what, out_dir, repo_id=repo_id)
     print(describe_upload_folder(folder))
@@ -415,51 +437,3 @@ def push(
     )
     print(f"uploaded: {getattr(info, 'commit_url', info)}")
     return folder
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``scripts/push_to_hub.py``."""
-    parser = argparse.ArgumentParser(
-        description="Publish a maeir pre-training run (its encoder, or the full model) on the Hugging Face Hub."
-    )
-    parser.add_argument("run_dir", help="the run's output folder (holds the full model and encoder/)")
-    parser.add_argument("--repo_id", required=True, help="target Hub repo, e.g. user/name")
-    parser.add_argument(
-        "--what", choices=WHATS, default="encoder", help="the plain encoder (default) or the full model"
-    )
-    parser.add_argument("--private", action="store_true", help="create the repo as private")
-    parser.add_argument("--revision", default=None, help="branch to push to (default: main)")
-    parser.add_argument(
-        "--dry-run",
-        "--dry_run",
-        dest="dry_run",
-        action="store_true",
-        help="build, check and list; upload nothing",
-    )
-    parser.add_argument(
-        "--staging_dir",
-        default=None,
-        help="where to build the upload folder (default: under $TMPDIR/maeir-hub)",
-    )
-    parser.add_argument("--commit_message", default=None)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``scripts/push_to_hub.py``; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        push(
-            args.run_dir,
-            args.repo_id,
-            what=args.what,
-            private=args.private,
-            revision=args.revision,
-            dry_run=args.dry_run,
-            staging_dir=args.staging_dir,
-            commit_message=args.commit_message,
-        )
-    except (HubUploadError, ModelCardError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0

@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pretrain(method_config: str, output_dir: Path, steps: int, batch_size: int, *extra: str) -> dict:
-    from maeir.drivers.pretrain import main as pretrain_main
+    from maeir.cli.pretrain import main as pretrain_main
 
     trainer = pretrain_main([
         str(REPO / method_config), "--output_dir", str(output_dir), "--max_steps", str(steps),
@@ -52,7 +52,7 @@ def pretrain(method_config: str, output_dir: Path, steps: int, batch_size: int, 
 
 
 def finetune(encoder: str, output_dir: Path, args: argparse.Namespace) -> dict:
-    from maeir.drivers.classification import main as classification_main
+    from maeir.cli.classification import main as classification_main
 
     return classification_main([
         str(REPO / "configs/finetune_tweets_cpu.yaml"), "--model_name_or_path", encoder,
@@ -121,8 +121,8 @@ def cls_probe(task, start: str) -> tuple[dict, dict, float]:
 
 def response_selection_finetune(out: Path, args: argparse.Namespace, files, name: str, start: str) -> dict:
     """Response-selection fine-tuning from ``start``, then R10@k / MRR on the chitchat test groups."""
-    from maeir.drivers.response_selection import evaluate_main
-    from maeir.drivers.response_selection import finetune_main as rs_finetune
+    from maeir.cli.response_selection import evaluate_main
+    from maeir.cli.response_selection import finetune_main as rs_finetune
 
     lengths = [
         "--context_max_length",
@@ -201,9 +201,9 @@ def dial_mae_stage(out: Path, args: argparse.Namespace) -> list[dict]:
 def retrieval_stage(out: Path, args: argparse.Namespace) -> list[dict]:
     """Retrieval on the embedded inverse-cloze benchmark (Wikipedia, BEIR format): BM25, MiniLM as shipped,
     and MiniLM fine-tuned as a hybrid bi-encoder (InfoNCE, BM25 negatives, FLOPs), scored per view."""
+    from maeir.cli.evaluate_retrieval import main as evaluate_retrieval
+    from maeir.cli.finetune_retriever import main as finetune_retriever
     from maeir.data.retrieval_benchmark import embedded_retrieval_benchmark
-    from maeir.drivers.evaluate_retrieval import main as evaluate_retrieval
-    from maeir.drivers.finetune_retriever import main as finetune_retriever
 
     beir = embedded_retrieval_benchmark(test_queries=args.retrieval_test_queries,
                                         train_queries=args.retrieval_train_queries,
@@ -292,7 +292,7 @@ def cotmae_v2_post_train(out: Path, args: argparse.Namespace, docs_file: Path, a
 
 
 def cotmae_v2_finetune(out: Path, args: argparse.Namespace, beir: Path, name: str, start: str) -> dict:
-    from maeir.drivers.finetune_retriever import main as finetune_retriever
+    from maeir.cli.finetune_retriever import main as finetune_retriever
 
     return finetune_retriever([
         str(REPO / "configs/finetune_cotmae_v2_cpu.yaml"), "--model_name_or_path", start, "--beir", str(beir),
@@ -655,8 +655,8 @@ def main(argv: list[str] | None = None) -> dict:
     })  # fmt: skip
 
     print("== [MD2PR] cross-encoder ranker, BM25 re-ranking, plain contrastive vs MD2PR-distilled MiniLM")
+    from maeir.cli.demo_md2pr import md2pr_stage
     from maeir.data.retrieval_benchmark import embedded_retrieval_benchmark
-    from maeir.drivers.demo_md2pr import md2pr_stage
 
     md2pr_beir = embedded_retrieval_benchmark(test_queries=args.retrieval_test_queries,
                                               train_queries=args.retrieval_train_queries,

@@ -4,14 +4,10 @@
     python scripts/distill_md2pr.py configs/md2pr_cpu.yaml --student minilm --teacher outputs/ranker --output_dir S
     accelerate launch --config_file configs/accelerate/multi_gpu.yaml scripts/distill_md2pr.py configs/md2pr_msmarco.yaml
 
-See maeir/drivers/distill_md2pr.py.
+See maeir/cli/distill_md2pr.py.
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.distill_md2pr import main
+from maeir.cli.commands import distill_md2pr as main
 
 if __name__ == "__main__":
-    if status := run_cli(main):
-        sys.exit(status)
+    main()

@@ -3,14 +3,10 @@
 
     python scripts/encode_corpus.py --model D --beir DIR --shard 0 --num_shards 4 --output emb/corpus.0
 
-See maeir/drivers/encode_corpus.py.
+See maeir/cli/encode_corpus.py.
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.encode_corpus import main
+from maeir.cli.commands import encode_corpus as main
 
 if __name__ == "__main__":
-    if status := run_cli(main):
-        sys.exit(status)
+    main()

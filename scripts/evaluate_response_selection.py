@@ -9,11 +9,7 @@ dropped, groups without a positive are skipped and counted. Prints a table and t
 {"R@1", "R@2", "R@5", "MRR", "groups", "skipped", ...}.
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.response_selection import evaluate_main
+from maeir.cli.commands import evaluate_response_selection as main
 
 if __name__ == "__main__":
-    if status := run_cli(evaluate_main):
-        sys.exit(status)
+    main()

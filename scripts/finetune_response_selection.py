@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fine-tune a response-selection bi-encoder (Dial-MAE fine-tuning; see maeir/drivers/response_selection.py).
+"""Fine-tune a response-selection bi-encoder (Dial-MAE fine-tuning; see maeir/cli/response_selection.py).
 
     python scripts/finetune_response_selection.py configs/finetune_response_selection_cpu.yaml \
         --model_name_or_path outputs/dial_mae_cpu --output_dir outputs/rs_dial_mae
@@ -12,11 +12,7 @@ Trains from a file in the Ubuntu v1 line format (label \t turn ... \t response):
 `maeir.modeling.load_bi_encoder(OUTPUT_DIR)` loads back with its encoding recipe.
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.response_selection import finetune_main
+from maeir.cli.commands import finetune_response_selection as main
 
 if __name__ == "__main__":
-    if status := run_cli(finetune_main):
-        sys.exit(status)
+    main()

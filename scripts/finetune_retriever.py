@@ -6,14 +6,10 @@
     python scripts/finetune_retriever.py configs/retriever_msmarco.yaml --train_file hard.jsonl --output_dir D
     accelerate launch --config_file configs/accelerate/multi_gpu.yaml scripts/finetune_retriever.py ...
 
-See maeir/drivers/finetune_retriever.py.
+See maeir/cli/finetune_retriever.py.
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.finetune_retriever import main
+from maeir.cli.commands import finetune_retriever as main
 
 if __name__ == "__main__":
-    if status := run_cli(main):
-        sys.exit(status)
+    main()

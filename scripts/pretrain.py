@@ -8,11 +8,7 @@ Writes OUTPUT_DIR/ (the full model, AutoModelForMaskedLM after `import maeir`), 
 (plain backbone checkpoint) and OUTPUT_DIR/README.md (model card).
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.pretrain import main
+from maeir.cli.commands import pretrain as main
 
 if __name__ == "__main__":
-    if status := run_cli(main):
-        sys.exit(status)
+    main()

@@ -10,9 +10,7 @@ config, valid card metadata), prints its files and sizes, then creates the repo 
 ``--dry-run`` stops after the listing and never touches the network. See maeir.hub.
 """
 
-import sys
-
-from maeir.hub import main
+from maeir.cli.commands import push_to_hub as main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -3,14 +3,10 @@
 
     python scripts/rerank.py --model D --beir DIR --split test --run RUN.trec --output_dir OUT [--depth 100]
 
-Metrics (MRR@10, nDCG@10, R@100, R@1000) as scripts/evaluate_retrieval.py. See maeir/drivers/rerank.py.
+Metrics (MRR@10, nDCG@10, R@100, R@1000) as scripts/evaluate_retrieval.py. See maeir/cli/rerank.py.
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.rerank import main
+from maeir.cli.commands import rerank as main
 
 if __name__ == "__main__":
-    if status := run_cli(main):
-        sys.exit(status)
+    main()

@@ -5,14 +5,10 @@ that model -> fine-tune again from the post-trained checkpoint -> evaluate (dens
     python scripts/retrieval_pipeline.py configs/cotmae_v2_pipeline_cpu.yaml \
         --model_name_or_path outputs/cotmae_v2_cpu --output_dir outputs/cotmae_v2_pipeline
 
-See maeir/drivers/retrieval_pipeline.py.
+See maeir/cli/retrieval_pipeline.py.
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.retrieval_pipeline import main
+from maeir.cli.commands import retrieval_pipeline as main
 
 if __name__ == "__main__":
-    if status := run_cli(main):
-        sys.exit(status)
+    main()

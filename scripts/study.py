@@ -7,7 +7,7 @@
 Writes OUTPUT_DIR/study.json, OUTPUT_DIR/report.md and PNG plots; a killed study resumes where it stopped.
 """
 
-from maeir.drivers.study import main
+from maeir.cli.commands import study as main
 
 if __name__ == "__main__":
     main()

@@ -5,14 +5,10 @@
     python scripts/train_reranker.py --model_name_or_path M --beir DIR --output_dir D --eval_split test
     accelerate launch --config_file configs/accelerate/multi_gpu.yaml scripts/train_reranker.py configs/ranker_msmarco.yaml
 
-See maeir/drivers/train_reranker.py.
+See maeir/cli/train_reranker.py.
 """
 
-import sys
-
-from maeir.drivers import run_cli
-from maeir.drivers.train_reranker import main
+from maeir.cli.commands import train_reranker as main
 
 if __name__ == "__main__":
-    if status := run_cli(main):
-        sys.exit(status)
+    main()

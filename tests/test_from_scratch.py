@@ -13,8 +13,8 @@ from transformers import AutoModelForPreTraining, AutoTokenizer
 
 import maeir
 from maeir.arguments import PretrainDataArguments
+from maeir.cli.pretrain import main
 from maeir.data.tokenizer import SPECIAL_TOKENS, train_wordpiece_tokenizer
-from maeir.drivers.pretrain import main
 from maeir.errors import ConfigError
 from maeir.methods import build_text_dataset, check_data_arguments, get_method, pack_documents
 

@@ -1,5 +1,5 @@
 """The package layout's import contracts (``.importlinter``): independent methods, shared ground below them,
-drivers on top."""
+commands (maeir.cli) on top."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def test_import_contracts_are_kept():
     assert "0 broken" in result.stdout
 
 
-def test_drivers_contract_lists_every_other_top_level_module():
+def test_cli_contract_lists_every_other_top_level_module():
     config = configparser.ConfigParser()
     config.read(REPO / ".importlinter")
-    listed = set(config["importlinter:contract:drivers-on-top"]["source_modules"].split())
-    top_level = {f"maeir.{m.name}" for m in pkgutil.iter_modules(maeir.__path__)} - {"maeir.drivers"}
+    listed = set(config["importlinter:contract:cli-on-top"]["source_modules"].split())
+    top_level = {f"maeir.{m.name}" for m in pkgutil.iter_modules(maeir.__path__)} - {"maeir.cli"}
     assert listed == top_level

@@ -16,8 +16,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoConfig, AutoTokenizer, BertModel
 
 from maeir import hub
-from maeir.hub import HubUploadError, build_upload_folder, main, push
-from maeir.model_card import (
+from maeir.cards import (
     ModelCardError,
     card_args_from_card,
     card_for_run,
@@ -26,6 +25,8 @@ from maeir.model_card import (
     template_path,
     validate_card_metadata,
 )
+from maeir.cli.push_to_hub import main
+from maeir.hub import HubUploadError, build_upload_folder, push
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAPER = {
@@ -78,7 +79,7 @@ def _with_metadata(card: ModelCard, **changes) -> str:
 
 def test_templates_are_found():
     for kind in ("pretraining", "encoder"):
-        assert template_path(kind) == REPO_ROOT / "model_cards" / f"{kind}.md"
+        assert template_path(kind) == REPO_ROOT / "maeir" / "cards" / "templates" / f"{kind}.md"
     with pytest.raises(ValueError):
         template_path("other")
 

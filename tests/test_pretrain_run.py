@@ -13,8 +13,8 @@ from transformers import AutoModelForMaskedLM, AutoModelForPreTraining
 from transformers.trainer_utils import get_last_checkpoint
 
 import maeir
+from maeir.cli.pretrain import main
 from maeir.config_file import parse_args
-from maeir.drivers.pretrain import main
 from maeir.errors import ConfigError, CorpusFormatError
 
 REPO = Path(__file__).resolve().parents[1]

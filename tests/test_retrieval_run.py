@@ -39,10 +39,10 @@ COMMON = [
 
 
 def test_finetune_evaluate_mine_encode(tmp_path, beir_folder, tiny_backbone_dir):
-    from maeir.drivers.encode_corpus import main as encode_main
-    from maeir.drivers.evaluate_retrieval import main as evaluate_main
-    from maeir.drivers.finetune_retriever import main as finetune_main
-    from maeir.drivers.mine_negatives import main as mine_main
+    from maeir.cli.encode_corpus import main as encode_main
+    from maeir.cli.evaluate_retrieval import main as evaluate_main
+    from maeir.cli.finetune_retriever import main as finetune_main
+    from maeir.cli.mine_negatives import main as mine_main
 
     out = tmp_path / "retriever"
     result = finetune_main([

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from maeir import io_utils
-from maeir.drivers import interrupted_message, run_cli
+from maeir.cli import interrupted_message, run_cli
 from maeir.errors import ConfigError
 from maeir.run_folder import (
     LOCK_NAME,
@@ -143,8 +143,8 @@ def training_files(tmp_path_factory, sample_texts) -> dict[str, Path]:
 
 
 def _drivers(backbone: str, files: dict[str, Path]):
-    from maeir.drivers.finetune_retriever import main as retriever_main
-    from maeir.drivers.response_selection import finetune_main
+    from maeir.cli.finetune_retriever import main as retriever_main
+    from maeir.cli.response_selection import finetune_main
 
     common = ["--max_steps", "4", "--save_steps", "2", "--per_device_train_batch_size", "4", "--seed", "5",
               "--disable_tqdm", "true", "--report_to", "none", "--warmup_steps", "0", "--save_strategy", "steps"]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The study runner's one door into the command-line drivers (:mod:`maeir.drivers`).
+"""The study runner's one door into the command-line drivers (:mod:`maeir.cli`).
 
 Library code should not import the CLI, but a study runs every stage through the very drivers a user
 runs (same argument parsing, validation and run folders), and for training those drivers' ``main(argv)``
@@ -22,31 +22,31 @@ def run_driver(name: str, fields: dict[str, Any], **kwargs: Any) -> Any:
     """
     # library → CLI: these drivers' main(argv) is their only entry point (see the module docstring)
     if name == "pretrain":
-        from ..drivers.pretrain import main
+        from ..cli.pretrain import main
     elif name == "train_reranker":
-        from ..drivers.train_reranker import main
+        from ..cli.train_reranker import main
     elif name == "finetune_response_selection":
-        from ..drivers.response_selection import finetune_main as main
+        from ..cli.response_selection import finetune_main as main
     elif name == "classification":
-        from ..drivers.classification import main
+        from ..cli.classification import main
     elif name == "finetune_retriever":
-        from ..drivers.finetune_retriever import main
+        from ..cli.finetune_retriever import main
     elif name == "distill_md2pr":
-        from ..drivers.distill_md2pr import main
+        from ..cli.distill_md2pr import main
     else:
         raise ValueError(f"unknown driver {name!r}")
     return main(to_argv(fields), **kwargs)
 
 
 def score_response_groups(model, tokenizer, groups, batch_size: int):
-    """The response-selection driver's group scoring (:func:`maeir.drivers.response_selection.score_groups`)."""
-    from ..drivers.response_selection import score_groups
+    """The response-selection driver's group scoring (:func:`maeir.cli.response_selection.score_groups`)."""
+    from ..cli.response_selection import score_groups
 
     return score_groups(model, tokenizer, groups, batch_size)
 
 
 def limit_queries(data, max_queries: int | None):
     """The first ``max_queries`` judged queries of ``data``, as the retrieval evaluation driver limits them."""
-    from ..drivers.evaluate_retrieval import _limit_queries
+    from ..cli.evaluate_retrieval import _limit_queries
 
     return _limit_queries(data, max_queries)

@@ -66,7 +66,7 @@ def run_pretraining(fields: dict[str, Any], callbacks: list | None = None) -> di
 class StudyRunner:
     """Runs a study config into ``args.output_dir`` (see the module docstring).
 
-    ``args`` has the fields of the study command's arguments (:class:`maeir.drivers.study.StudyArguments`):
+    ``args`` has the fields of the study command's arguments (:class:`maeir.cli.study.StudyArguments`):
     ``config``, ``output_dir``, ``smoke``, ``seeds``, ``arms``, ``protocol_change``, ``redo_stages``,
     ``keep_models``, ``report_only``.
     """
@@ -195,7 +195,7 @@ class StudyRunner:
         self._save()
 
     def build_teacher(self, task=None) -> None:
-        """The shared cross-encoder ranker (``teacher:``, :mod:`maeir.drivers.train_reranker`), trained once
+        """The shared cross-encoder ranker (``teacher:``, :mod:`maeir.cli.train_reranker`), trained once
         into ``{teacher}`` on the task's BEIR folder (unless ``beir`` is given); its own evaluation (BM25
         re-ranked, and BM25 itself) is recorded under ``stages.teacher``."""
         spec = self.config.get("teacher")

@@ -26,7 +26,6 @@ Models: anything with ``encode(input_ids, attention_mask, side) -> {"dense"|"spa
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io_utils import atomic_write_json, atomic_write_text
+from ..cards import write_card
+from ..io_utils import atomic_write_json
 from ..losses.flops import FLOPsRegularizer
 from ..losses.infonce import InfoNCELoss
-from ..retrieval.card import retriever_card
 from .pretraining import PretrainingTrainer
 
 QUERY_KEYS = ("query_input_ids", "query_attention_mask")
@@ -264,4 +263,4 @@ class ContrastiveTrainer(PretrainingTrainer):
         info = self.run_summary()
         info["encoding_recipe"] = model.config.recipe()
         atomic_write_json(Path(folder) / "maeir_run.json", info)
-        atomic_write_text(os.path.join(folder, "README.md"), retriever_card(info))
+        write_card(folder, info, kind="retriever")

@@ -24,7 +24,6 @@ Public API: :class:`MD2PRTrainer`.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -33,8 +32,8 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from ..distillation.card import md2pr_card
-from ..io_utils import atomic_write_json, atomic_write_text
+from ..cards import write_card
+from ..io_utils import atomic_write_json
 from ..methods.md2pr.configuration_md2pr import MD2PRConfig
 from ..methods.md2pr.false_negatives import ThresholdSchedule
 from ..methods.md2pr.objective import md2pr_objective
@@ -170,7 +169,7 @@ class MD2PRTrainer(ContrastiveTrainer):
         info["encoding_recipe"] = model.config.recipe()
         atomic_write_json(Path(folder) / "maeir_run.json", info)
         atomic_write_json(Path(folder) / "md2pr_config.json", self.md2pr.to_dict())
-        atomic_write_text(os.path.join(folder, "README.md"), md2pr_card(info))
+        write_card(folder, info, kind="md2pr")
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)

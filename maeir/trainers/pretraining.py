@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..cards import write_card
 from ..io_utils import (
     STAGING_PREFIX,
     apply_umask,
@@ -28,7 +29,6 @@ from ..io_utils import (
     make_staging_directory,
     move_contents_into,
 )
-from ..model_card import card_for_run, save_model_card
 from .checkpointing import CheckpointingTrainer
 
 
@@ -37,7 +37,7 @@ class PretrainingTrainer(CheckpointingTrainer):
 
     Args:
         run_info: what the model card says about the run (method, backbone, data, paper, ...);
-            see :func:`maeir.model_card.card_for_run`. Optional.
+            see :func:`maeir.cards.card_for_run`. Optional.
         (all other arguments: ``transformers.Trainer``)
     """
 
@@ -108,8 +108,8 @@ class PretrainingTrainer(CheckpointingTrainer):
             model.save_encoder(os.path.join(folder, "encoder"), tokenizer)
         info = self.run_summary()
         atomic_write_json(Path(folder) / "maeir_run.json", info)
-        save_model_card(card_for_run(info, kind="pretraining"), folder)
-        save_model_card(card_for_run(info, kind="encoder"), os.path.join(folder, "encoder"))
+        write_card(folder, info, kind="pretraining")
+        write_card(os.path.join(folder, "encoder"), info, kind="encoder")
 
     def run_summary(self) -> dict[str, Any]:
         """What the model cards need: the run info plus final losses and training hyperparameters."""
@@ -118,23 +118,10 @@ class PretrainingTrainer(CheckpointingTrainer):
             for key, value in entry.items():
                 if (key == "loss" or key.endswith("_loss")) and isinstance(value, (int, float)):
                     losses[key] = float(value)
-        args = self.args
-        hyperparameters = {
-            "learning_rate": args.learning_rate,
-            "per_device_train_batch_size": args.per_device_train_batch_size,
-            "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "world_size": args.world_size,
-            "global_batch_size": args.per_device_train_batch_size
-            * args.gradient_accumulation_steps
-            * args.world_size,
-            "max_steps": self.state.max_steps,
-            "steps_done": self.state.global_step,
-            "warmup_steps": args.warmup_steps,
-            "weight_decay": args.weight_decay,
-            "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
-            "seed": args.seed,
-            "bf16": args.bf16,
-            "fp16": args.fp16,
-        }
+        from ..cards import training_hyperparameters
+
+        hyperparameters = training_hyperparameters(
+            self.args, max_steps=self.state.max_steps, steps_done=self.state.global_step
+        )
         hyperparameters.update(self.run_info.get("hyperparameters", {}))
         return {**self.run_info, "hyperparameters": hyperparameters, "losses": losses}

@@ -16,11 +16,10 @@ Public API: :class:`RankerTrainer`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from ..distillation.card import ranker_card
-from ..io_utils import atomic_write_json, atomic_write_text
+from ..cards import write_card
+from ..io_utils import atomic_write_json
 from ..losses.listwise_ce import listwise_cross_entropy
 from ..retrieval.modeling_cross_encoder import RECIPE_KEY
 from .pretraining import PretrainingTrainer
@@ -61,4 +60,4 @@ class RankerTrainer(PretrainingTrainer):
         info = self.run_summary()
         info["recipe"] = getattr(model.config, RECIPE_KEY, None)
         atomic_write_json(Path(folder) / "maeir_run.json", info)
-        atomic_write_text(os.path.join(folder, "README.md"), ranker_card(info))
+        write_card(folder, info, kind="reranker")

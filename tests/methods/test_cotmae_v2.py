@@ -420,7 +420,7 @@ def test_every_loss_falls_on_real_text(tiny_encoder_config, tokenizer, spans):
 
 
 def test_pretrain_script_run_contract(tmp_path, tiny_backbone_dir, sample_texts):
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in sample_texts[:20]))
@@ -447,10 +447,10 @@ def test_pretrain_script_run_contract(tmp_path, tiny_backbone_dir, sample_texts)
 
 def test_multistage_pipeline_from_a_post_trained_run(tmp_path, tiny_backbone_dir, sample_texts):
     """BM25 negatives -> stage 1 -> hard negatives from stage 1 -> stage 2 from the post-trained run -> eval."""
+    from maeir.cli.pretrain import main as pretrain_main
+    from maeir.cli.retrieval_pipeline import main as pipeline_main
     from maeir.data.embedded import split_sentences
     from maeir.data.retrieval import read_training_jsonl, write_beir
-    from maeir.drivers.pretrain import main as pretrain_main
-    from maeir.drivers.retrieval_pipeline import main as pipeline_main
 
     corpus_file = tmp_path / "docs.jsonl"
     corpus_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in sample_texts[:12]))

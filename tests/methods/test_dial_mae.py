@@ -404,7 +404,7 @@ def write_dialogue_file(path: Path, n_groups: int = 12, size: int = 4, seed: int
 
 
 def test_bi_encoder_recipe_left_truncates_contexts(tiny_backbone_dir, tokenizer):
-    from maeir.drivers.response_selection import dialogue_recipe, load_model
+    from maeir.cli.response_selection import dialogue_recipe, load_model
     from maeir.retrieval.tokenization_bi_encoder import tokenize
 
     args = type("A", (), {"pooling": "cls", "context_max_length": 8, "response_max_length": 6,
@@ -419,7 +419,7 @@ def test_bi_encoder_recipe_left_truncates_contexts(tiny_backbone_dir, tokenizer)
 
 
 def test_finetune_and_evaluate_scripts(tmp_path, tiny_backbone_dir, tokenizer):
-    from maeir.drivers.response_selection import evaluate_main, finetune_main, score_groups
+    from maeir.cli.response_selection import evaluate_main, finetune_main, score_groups
     from maeir.retrieval.loading import load_bi_encoder
 
     train, test = tmp_path / "train.txt", tmp_path / "test.txt"
@@ -474,7 +474,7 @@ def test_trained_bi_encoder_save_reload_identity(tmp_path, tiny_backbone_dir, mo
     """What the fine-tuning driver saves reloads to the trained weights and encodes exactly as trained."""
     from transformers import AutoTokenizer
 
-    from maeir.drivers.response_selection import finetune_main
+    from maeir.cli.response_selection import finetune_main
     from maeir.retrieval.loading import load_bi_encoder
     from maeir.retrieval.sentence_transformers_folder import TOWER_FOLDERS
     from maeir.retrieval.tokenization_bi_encoder import tokenize
@@ -535,7 +535,7 @@ def test_two_process_finetune_and_evaluate_under_accelerate(tmp_path, tiny_backb
     import os
     import subprocess
 
-    from maeir.drivers.response_selection import evaluate_main
+    from maeir.cli.response_selection import evaluate_main
 
     train, test = tmp_path / "train.txt", tmp_path / "test.txt"
     write_dialogue_file(train, 16, 2, seed=1)
@@ -576,7 +576,7 @@ def test_two_process_finetune_and_evaluate_under_accelerate(tmp_path, tiny_backb
 
 
 def test_pretrain_run_contract(tmp_path, tiny_backbone_dir):
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     sessions_file = tmp_path / "sessions.jsonl"
     sessions_file.write_text("".join(json.dumps({"turns": s}) + "\n" for s in sessions(8)), encoding="utf-8")
@@ -616,7 +616,7 @@ def test_resumed_post_training_matches_uninterrupted(tmp_path, tiny_backbone_dir
 
     from safetensors.torch import load_file
 
-    from maeir.drivers.pretrain import main
+    from maeir.cli.pretrain import main
 
     sessions_file = tmp_path / "sessions.jsonl"
     sessions_file.write_text("".join(json.dumps({"turns": s}) + "\n" for s in sessions(8)), encoding="utf-8")
@@ -653,7 +653,7 @@ def test_scripts_are_thin_and_run(tmp_path, tiny_backbone_dir, monkeypatch, caps
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["groups"] == 3 and "R@1" in capsys.readouterr().out
     for script in ("finetune_response_selection.py", "evaluate_response_selection.py"):
-        assert len((REPO / "scripts" / script).read_text().splitlines()) < 25  # logic lives in maeir.drivers
+        assert len((REPO / "scripts" / script).read_text().splitlines()) < 25  # logic lives in maeir.cli
 
 
 @pytest.mark.parametrize("name", ["dial_mae_cpu.yaml", "dial_mae_ubuntu.yaml", "dial_mae_ecommerce.yaml"])
@@ -687,11 +687,11 @@ def test_pretraining_recipes_parse(name):
 def test_finetuning_recipes_parse(name):
     from transformers import TrainingArguments
 
-    from maeir.config_file import parse_args
-    from maeir.drivers.response_selection import (
+    from maeir.cli.response_selection import (
         ResponseSelectionDataArguments,
         ResponseSelectionModelArguments,
     )
+    from maeir.config_file import parse_args
 
     model_args, data_args, training_args = parse_args(
         (ResponseSelectionModelArguments, ResponseSelectionDataArguments, TrainingArguments),

@@ -452,10 +452,10 @@ def tiny_beir(tmp_path_factory, sample_texts):
 def test_train_reranker_rerank_and_ir_measures(tiny_backbone_dir, tiny_beir, tmp_path):
     import ir_measures
 
+    from maeir.cli.evaluate_retrieval import main as evaluate_main
+    from maeir.cli.rerank import main as rerank_main
+    from maeir.cli.train_reranker import main as train_main
     from maeir.data.retrieval import load_beir
-    from maeir.drivers.evaluate_retrieval import main as evaluate_main
-    from maeir.drivers.rerank import main as rerank_main
-    from maeir.drivers.train_reranker import main as train_main
 
     ranker = tmp_path / "ranker"
     train_main([
@@ -518,7 +518,7 @@ def test_train_reranker_rerank_and_ir_measures(tiny_backbone_dir, tiny_beir, tmp
 def test_distill_script_with_a_wider_teacher_saves_a_plain_bi_encoder(
     tiny_backbone_dir, tiny_beir, tokenizer, tmp_path
 ):
-    from maeir.drivers.distill_md2pr import main as distill_main
+    from maeir.cli.distill_md2pr import main as distill_main
     from maeir.methods.md2pr.modeling_md2pr import PROJECTION_FILE
     from maeir.modeling import BiEncoderModel, load_bi_encoder
 
@@ -560,10 +560,10 @@ def test_distill_script_with_a_wider_teacher_saves_a_plain_bi_encoder(
 
 
 def test_precomputed_teacher_scores_need_no_teacher(tiny_backbone_dir, tiny_ranker_dir, tiny_beir, tmp_path):
+    from maeir.cli.distill_md2pr import main as distill_main
+    from maeir.cli.evaluate_retrieval import main as evaluate_main
+    from maeir.cli.rerank import main as rerank_main
     from maeir.data.retrieval import load_beir, training_records, write_training_jsonl
-    from maeir.drivers.distill_md2pr import main as distill_main
-    from maeir.drivers.evaluate_retrieval import main as evaluate_main
-    from maeir.drivers.rerank import main as rerank_main
     from maeir.retrieval.evaluation import read_trec_run
 
     # The workflow: BM25 on the training split, the ranker scores its top 5 and every judged positive.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maeir.drivers import study as study_driver
+from maeir.cli import study as study_driver
 from maeir.study import runner as study_runner
 from maeir.study.config import load_study_config
 from maeir.study.tasks import RetrievalTask

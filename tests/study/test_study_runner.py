@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from maeir.drivers import study as study_driver
+from maeir.cli import study as study_driver
 from maeir.errors import ConfigError
 from maeir.study import runner as study_runner
 from maeir.study.config import load_study_config

@@ -11,7 +11,7 @@
 
 The ranker itself is :mod:`maeir.retrieval.modeling_cross_encoder` (+ :class:`maeir.trainers.RankerTrainer`), the
 trainer :class:`maeir.trainers.MD2PRTrainer`, the losses one per file under :mod:`maeir.losses`, the
-model cards :mod:`maeir.distillation.card`.
+model cards :mod:`maeir.cards`.
 """
 
 from .collator import MD2PRCollator

@@ -132,3 +132,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     (args,) = parse_args((EvaluationArguments,), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     return evaluate(args)
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

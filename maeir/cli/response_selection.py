@@ -436,3 +436,16 @@ def evaluate_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if args.output:
             atomic_write_json(args.output, metrics)
     return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """``finetune ARGS...`` or ``evaluate ARGS...``: :func:`finetune_main` or :func:`evaluate_main`."""
+    from . import dispatch
+
+    return dispatch(argv, finetune=finetune_main, evaluate=evaluate_main)
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

@@ -25,7 +25,7 @@ from transformers import TrainingArguments, set_seed
 
 from ..config_file import parse_key_values
 from ..data.ranker_collator import RankerCollator
-from ..io_utils import atomic_write_json, atomic_write_text
+from ..io_utils import atomic_write_json
 from ..methods.md2pr.arguments import RankerModelArguments, RerankArguments
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..retrieval.arguments import RetrieverDataArguments
@@ -125,7 +125,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"{result['eval']['data']} / {data_args.eval_split}, BM25 top {model_args.eval_depth} re-ranked"
         )
         atomic_write_json(info_path, info)
-        from ..distillation.card import ranker_card
+        from ..cards import write_card
 
-        atomic_write_text(out / "README.md", ranker_card(info))
+        write_card(out, info, kind="reranker")
     return result
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

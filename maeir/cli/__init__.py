@@ -1,4 +1,5 @@
-"""Command-line drivers: each module has a ``main(argv)`` that the scripts in ``scripts/`` call.
+"""The command-line interface: each module has a ``main(argv)``, runs as ``python -m maeir.cli.<name>``
+and as a console script (:mod:`maeir.cli.commands`); the files in ``scripts/`` are one-line wrappers.
 
 :func:`parse_training_command` is the common start of every training driver (validation, the
 run-folder lock, the output-folder check), :func:`training_driver` releases the lock when the driver
@@ -118,3 +119,17 @@ def run_cli(main: Callable[..., Any], argv: Sequence[str] | None = None) -> int:
         print(f"error: {err.filename or ''}: {err.strerror}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_command(main: Callable[..., Any], argv: Sequence[str] | None = None) -> None:
+    """Run ``main`` as a command through :func:`run_cli`; exit with its status unless it is 0."""
+    if status := run_cli(main, argv):
+        sys.exit(status)
+
+
+def dispatch(argv: Sequence[str] | None, **commands: Callable[..., Any]) -> Any:
+    """Run the command named by the first argument (``NAME ARGS...``) on the remaining arguments."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in commands:
+        raise InputError(None, None, f"usage: {{{','.join(commands)}}} ARGS...")
+    return commands[argv[0]](argv[1:])

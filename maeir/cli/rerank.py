@@ -175,3 +175,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     (args,) = parse_args((RerankArguments,), sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     return rerank(args)
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

@@ -1,8 +1,8 @@
 """Controlled studies: arms x seeds, post-train → probe → fine-tune → evaluate, one command.
 
 ``python scripts/study.py configs/study/dial_mae_cpu.yaml --output_dir D [--smoke]`` runs every arm
-of the study config with every seed, through the same drivers a user runs (``maeir.drivers.pretrain``,
-``maeir.drivers.response_selection``, ``maeir.drivers.classification``), in-process. Every arm gets
+of the study config with every seed, through the same drivers a user runs (``maeir.cli.pretrain``,
+``maeir.cli.response_selection``, ``maeir.cli.classification``), in-process. Every arm gets
 the same data, post-training steps, batch, learning rate, fine-tuning and evaluation: only the arm's
 own fields differ. Results go to
 

@@ -210,3 +210,9 @@ def main(argv: Sequence[str] | None = None, callbacks: list | None = None) -> Pr
     if trainer.is_world_process_zero():
         trainer.save_state()
     return trainer
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

@@ -46,3 +46,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )  # fmt: skip
     logger.info("encoded %d documents into %s", len(embeddings), args.output)
     return {"output": args.output, "documents": len(embeddings)}
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

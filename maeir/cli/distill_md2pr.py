@@ -168,7 +168,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if trainer.is_world_process_zero():
         trainer.save_state()
     if data_args.eval_split and trainer.is_world_process_zero():
-        from ..distillation.card import md2pr_card
+        from ..cards import render_card
 
-        result["eval"] = evaluate_trained(trainer, tokenizer, data_args, training_args, md2pr_card)
+        result["eval"] = evaluate_trained(trainer, tokenizer, data_args, training_args, render_card)
     return result
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

@@ -398,3 +398,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"\n== CoT-MAE v2 fine-tuning pipeline ({eval_data.name} / {data_args.eval_split}, "
           f"{summary['data']['eval_queries']} queries)\n{table}")  # fmt: skip
     return summary
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)

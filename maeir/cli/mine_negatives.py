@@ -54,3 +54,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     mean = sum(len(r["negatives"]) for r in records) / max(1, len(records))
     logger.info("wrote %d training examples (%.1f negatives each on average) to %s", count, mean, args.output)
     return {"output": args.output, "queries": count, "mean_negatives": mean}
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)
