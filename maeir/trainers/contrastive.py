@@ -256,6 +256,8 @@ class ContrastiveTrainer(PretrainingTrainer):
         return loss.detach()
 
     # -- saving ---------------------------------------------------------------------------------
+    card_kind = "retriever"  # the model-card kind (maeir.cards) of the saved folders
+
     def _write_extras(self, folder: str) -> None:
         """Tokenizer, towers, recipe, sentence-transformers files, ``maeir_run.json`` and a card."""
         model = self.accelerator.unwrap_model(self.model)
@@ -263,4 +265,8 @@ class ContrastiveTrainer(PretrainingTrainer):
         info = self.run_summary()
         info["encoding_recipe"] = model.config.recipe()
         atomic_write_json(Path(folder) / "maeir_run.json", info)
-        write_card(folder, info, kind="retriever")
+        self._write_method_files(folder)
+        write_card(folder, info, kind=self.card_kind)
+
+    def _write_method_files(self, folder: str) -> None:
+        """Hook for the files a subclass adds to every save (MD2PR: its config)."""

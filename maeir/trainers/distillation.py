@@ -32,7 +32,6 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from ..cards import write_card
 from ..io_utils import atomic_write_json
 from ..methods.md2pr.configuration_md2pr import MD2PRConfig
 from ..methods.md2pr.false_negatives import ThresholdSchedule
@@ -162,14 +161,10 @@ class MD2PRTrainer(ContrastiveTrainer):
         info["teacher_seconds"] = round(self.teacher_seconds, 2)
         return info
 
-    def _write_extras(self, folder: str) -> None:
-        model = self.accelerator.unwrap_model(self.model)
-        model.write_extras(folder, self.processing_class)
-        info = self.run_summary()
-        info["encoding_recipe"] = model.config.recipe()
-        atomic_write_json(Path(folder) / "maeir_run.json", info)
+    card_kind = "md2pr"
+
+    def _write_method_files(self, folder: str) -> None:
         atomic_write_json(Path(folder) / "md2pr_config.json", self.md2pr.to_dict())
-        write_card(folder, info, kind="md2pr")
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
