@@ -29,8 +29,8 @@ import torch
 from transformers import AutoTokenizer
 
 from maeir import DialMAEForPretraining, MaskedLMForPretraining
-from maeir.data.chitchat import embedded_chitchat
 from maeir.data.dialogue import context_text, read_dialogue_sessions, read_response_selection
+from maeir.datasets.embedded.chitchat import embedded_chitchat
 from maeir.methods.dial_mae import DialMAECollator
 from maeir.methods.dial_mae.data import dialogue_pairs
 from maeir.modeling.backbone import resolve_backbone_path

@@ -61,7 +61,7 @@ CONFIGS = {
 def real_batch(tokenizer, config, queries: int, group_size: int) -> list[dict]:
     """``queries`` training records of the embedded benchmark with BM25 negatives."""
     from maeir.data.retrieval import load_beir, training_records
-    from maeir.data.retrieval_benchmark import embedded_retrieval_benchmark
+    from maeir.datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
     from maeir.retrieval.negatives import bm25_negatives
 
     data = load_beir(embedded_retrieval_benchmark(), "train")

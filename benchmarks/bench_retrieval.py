@@ -43,7 +43,7 @@ from benchmarks.common import machine_info, write_report  # noqa: E402
 
 
 def real_passages(count: int) -> list[str]:
-    from maeir.data.embedded import wikipedia_passages
+    from maeir.datasets.embedded import wikipedia_passages
 
     return [p["text"] for p in wikipedia_passages(64)][:count]
 
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "search" not in skip:
         profile = None
         if model is not None:
-            from maeir.data.embedded import split_sentences
+            from maeir.data.sentences import split_sentences
 
             queries = [split_sentences(t)[0] for t in texts[:200]]
             profile = _sparse_profile(model, texts[:400], queries)

@@ -40,7 +40,7 @@ def prepare_inputs(work: Path) -> dict[str, Path]:
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
     from maeir.data.dialogue import ResponseSelectionGroup, write_response_selection
-    from maeir.data.embedded import lee_corpus_path
+    from maeir.datasets.embedded import lee_corpus_path
     from maeir.modeling.backbone import resolve_backbone_path, tiny_config
 
     work.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,7 @@ def dial_mae_stage(out: Path, args: argparse.Namespace) -> list[dict]:
     """Dial-MAE and its MLM control (same budget) post-training of MiniLM on the chitchat train split →
     zero-shot [CLS] probe of each on the chitchat test groups → the same response-selection fine-tuning
     → R10@1/2/5 and MRR on those groups; the un-post-trained MiniLM goes through the same two steps."""
-    from maeir.data.chitchat import embedded_chitchat
+    from maeir.datasets.embedded.chitchat import embedded_chitchat
     from maeir.study import paired_difference_by_units
 
     files = embedded_chitchat()
@@ -203,7 +203,7 @@ def retrieval_stage(out: Path, args: argparse.Namespace) -> list[dict]:
     and MiniLM fine-tuned as a hybrid bi-encoder (InfoNCE, BM25 negatives, FLOPs), scored per view."""
     from maeir.cli.evaluate_retrieval import main as evaluate_retrieval
     from maeir.cli.finetune_retriever import main as finetune_retriever
-    from maeir.data.retrieval_benchmark import embedded_retrieval_benchmark
+    from maeir.datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
     beir = embedded_retrieval_benchmark(test_queries=args.retrieval_test_queries,
                                         train_queries=args.retrieval_train_queries,
@@ -264,9 +264,9 @@ COTMAE_V2_DIRS = {"mlm": "cotmae_v2_mlm_control", "cotmae_v2": "cotmae_v2"}
 def cotmae_v2_data(out: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     """The benchmark folder and the post-training documents: the embedded Wikipedia articles minus the
     benchmark's test articles (no test text is seen)."""
-    from maeir.data.embedded import wikipedia_documents
     from maeir.data.retrieval import read_qrels
-    from maeir.data.retrieval_benchmark import embedded_retrieval_benchmark
+    from maeir.datasets.embedded import wikipedia_documents
+    from maeir.datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
     beir = embedded_retrieval_benchmark(test_queries=args.retrieval_test_queries,
                                         train_queries=args.retrieval_train_queries,
@@ -656,7 +656,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     print("== [MD2PR] cross-encoder ranker, BM25 re-ranking, plain contrastive vs MD2PR-distilled MiniLM")
     from maeir.cli.demo_md2pr import md2pr_stage
-    from maeir.data.retrieval_benchmark import embedded_retrieval_benchmark
+    from maeir.datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
     md2pr_beir = embedded_retrieval_benchmark(test_queries=args.retrieval_test_queries,
                                               train_queries=args.retrieval_train_queries,

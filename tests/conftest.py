@@ -46,7 +46,7 @@ def tiny_backbone_dir(tmp_path_factory, tiny_encoder_config, tokenizer) -> str:
 @pytest.fixture(scope="session")
 def sample_texts() -> list[str]:
     """Real sentences (gensim's Lee corpus, shipped on PyPI)."""
-    from maeir.data.embedded import lee_corpus_path
+    from maeir.datasets.embedded import lee_corpus_path
 
     lines = [
         line.strip() for line in open(lee_corpus_path(), encoding="utf-8", errors="replace") if line.strip()

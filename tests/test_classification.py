@@ -11,14 +11,9 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from maeir.data.classification import (
-    GLUE_TASKS,
-    TWEET_LABELS,
-    load_classification_files,
-    load_embedded_tweets,
-    read_classification_file,
-    resolve_task,
-)
+from maeir.data.classification import load_classification_files, read_classification_file
+from maeir.data.classification_tasks import GLUE_TASKS, resolve_task
+from maeir.datasets.embedded.tweets import TWEET_LABELS, load_embedded_tweets
 from maeir.errors import ConfigError, CorpusFormatError
 from maeir.metrics import GLUE_METRIC_PATH, load_metric
 

@@ -8,19 +8,18 @@ import re
 
 import pytest
 
-from maeir.data import embedded
 from maeir.data.corpus import load_text_corpus
-from maeir.data.embedded import (
+from maeir.data.sentences import pack_passages, split_sentences
+from maeir.datasets.embedded import (
+    CLEANER_VERSION,
     clean_wiki_page,
     embedded_wikipedia_corpus,
     lee_corpus_path,
-    pack_passages,
     package_file,
-    split_sentences,
     wikipedia_documents,
     wikipedia_passages,
-    wikitext_to_paragraphs,
 )
+from maeir.datasets.embedded.wikipedia import wikitext_to_paragraphs
 from maeir.errors import CorpusFormatError
 
 MARKUP = (
@@ -164,7 +163,7 @@ def test_pack_passages_splits_only_overlong_sentences():
 def test_embedded_corpus_passages(documents, maeir_cache):
     max_words = 60
     path = embedded_wikipedia_corpus(max_words=max_words)
-    assert path.parent == maeir_cache and f"v{embedded.CLEANER_VERSION}" in path.name and "w60" in path.name
+    assert path.parent == maeir_cache and f"v{CLEANER_VERSION}" in path.name and "w60" in path.name
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert len(rows) > len(documents)
     by_doc: dict[str, list[dict]] = {}

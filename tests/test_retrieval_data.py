@@ -148,7 +148,7 @@ def test_training_records_from_qrels():
 
 
 def test_embedded_benchmark_is_an_inverse_cloze_task(tmp_path, monkeypatch):
-    from maeir.data.retrieval_benchmark import build_ict_benchmark, embedded_retrieval_benchmark
+    from maeir.datasets.embedded.retrieval_benchmark import build_ict_benchmark, embedded_retrieval_benchmark
 
     corpus, queries, qrels = build_ict_benchmark(test_queries=30, train_queries=60, corpus_size=300)
     assert len(qrels["test"]) == 30 and len(qrels["train"]) == 60 and len(corpus) == 300

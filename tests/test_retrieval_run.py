@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from maeir.data.embedded import split_sentences
 from maeir.data.retrieval import load_beir, read_training_jsonl, write_beir
+from maeir.data.sentences import split_sentences
 
 REPO = Path(__file__).resolve().parents[1]
 

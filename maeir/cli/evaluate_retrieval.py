@@ -38,7 +38,7 @@ def load_data(args: Any, split: str) -> RetrievalData:
         return load_msmarco(*msmarco)
     if args.beir:
         return load_beir(args.beir, split, allow_missing_documents=args.allow_missing_documents)
-    from ..data.retrieval_benchmark import embedded_retrieval_benchmark
+    from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
     return load_beir(embedded_retrieval_benchmark(), split, name="embedded-enwiki-ict")
 

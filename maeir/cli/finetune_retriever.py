@@ -43,7 +43,7 @@ def training_data(data_args: RetrieverDataArguments, seed: int = 42) -> tuple[li
         return records, f"training JSONL {data_args.train_file}"
     folder = data_args.beir
     if folder is None:
-        from ..data.retrieval_benchmark import embedded_retrieval_benchmark
+        from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
         folder = embedded_retrieval_benchmark()
         name = "the embedded inverse-cloze benchmark over Wikipedia (gensim test data)"

@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     folder = args.beir
     if folder is None:
-        from ..data.retrieval_benchmark import embedded_retrieval_benchmark
+        from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
         folder = embedded_retrieval_benchmark()
     data = load_beir(folder, args.split, allow_missing_documents=args.allow_missing_documents)

@@ -347,7 +347,7 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     train_file, validation_file = data_args.train_file, data_args.validation_file
     if train_file is None:
-        from ..data.chitchat import embedded_chitchat
+        from ..datasets.embedded.chitchat import embedded_chitchat
 
         with training_args.main_process_first(desc="building the embedded chitchat files"):
             files = embedded_chitchat()

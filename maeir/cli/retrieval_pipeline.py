@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     folder = data_args.beir
     if folder is None:
-        from ..data.retrieval_benchmark import embedded_retrieval_benchmark
+        from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
         folder = str(embedded_retrieval_benchmark())
         data_args.beir = folder

@@ -45,7 +45,7 @@ def bm25_run_of_split(data_args: RetrieverDataArguments, split: str, k: int):
 
     folder = data_args.eval_beir or data_args.beir
     if folder is None:
-        from ..data.retrieval_benchmark import embedded_retrieval_benchmark
+        from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
         folder = embedded_retrieval_benchmark()
     data = load_beir(folder, split)

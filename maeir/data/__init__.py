@@ -1,4 +1,4 @@
-"""Readers, embedded default data, masking and the collator bases shared by the methods.
+"""Readers, masking and the collator bases shared by the methods (the embedded data: :mod:`maeir.datasets`).
 
 Each method's own collator lives in its folder under :mod:`maeir.methods`; the names below that
 point there (``maeir.data.MAELMCollator``, ...) stay available as aliases of the public API.

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import datasets
 
+from ..datasets.embedded import cache_dir, embedded_wikipedia_corpus
 from ..errors import ConfigError, CorpusFormatError
-from .embedded import cache_dir, embedded_wikipedia_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def load_text_corpus(
 ) -> datasets.Dataset:
     """A corpus as a :class:`datasets.Dataset` with the single column ``text``.
 
-    ``path`` None: the embedded Wikipedia passages (:func:`maeir.data.embedded.embedded_wikipedia_corpus`);
+    ``path`` None: the embedded Wikipedia passages (:func:`maeir.datasets.embedded.embedded_wikipedia_corpus`);
     ``.txt`` (also ``.text``, ``.cor``): one example per non-empty line; ``.jsonl``/``.json`` (JSON lines): the ``text_field`` of
     each record. ``max_samples`` keeps the first examples. ``cache_dir`` is the ``datasets`` cache.
     Raises :class:`~maeir.errors.CorpusFormatError` (file, line, field) for a malformed or empty file.

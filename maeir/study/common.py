@@ -9,16 +9,16 @@ from pathlib import Path
 
 def corpus_texts(names: Sequence[str]) -> list[str]:
     """Texts of the named corpora: ``chitchat_train`` / ``chitchat_valid`` / ``chitchat_test`` (one text per
-    conversation of that split of :func:`~maeir.data.chitchat.embedded_chitchat`, turns joined with [SEP]), ``wikipedia`` (the embedded passages) or a ``.jsonl``/``.txt`` path (its ``text`` fields/lines)."""
+    conversation of that split of :func:`~maeir.datasets.embedded.chitchat.embedded_chitchat`, turns joined with [SEP]), ``wikipedia`` (the embedded passages) or a ``.jsonl``/``.txt`` path (its ``text`` fields/lines)."""
     texts: list[str] = []
     for name in names:
         if name == "chitchat_train":
-            from ..data.chitchat import embedded_chitchat
+            from ..datasets.embedded.chitchat import embedded_chitchat
 
             for line in open(embedded_chitchat().train_sessions, encoding="utf-8"):
                 texts.append(" [SEP] ".join(json.loads(line)["turns"]))
         elif name in ("chitchat_valid", "chitchat_test"):
-            from ..data.chitchat import chitchat_conversations, split_ids
+            from ..datasets.embedded.chitchat import chitchat_conversations, split_ids
 
             conversations = chitchat_conversations()
             for cid in split_ids(list(conversations), 42)[name.split("_")[1]]:

@@ -449,8 +449,8 @@ def test_multistage_pipeline_from_a_post_trained_run(tmp_path, tiny_backbone_dir
     """BM25 negatives -> stage 1 -> hard negatives from stage 1 -> stage 2 from the post-trained run -> eval."""
     from maeir.cli.pretrain import main as pretrain_main
     from maeir.cli.retrieval_pipeline import main as pipeline_main
-    from maeir.data.embedded import split_sentences
     from maeir.data.retrieval import read_training_jsonl, write_beir
+    from maeir.data.sentences import split_sentences
 
     corpus_file = tmp_path / "docs.jsonl"
     corpus_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in sample_texts[:12]))

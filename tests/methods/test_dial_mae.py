@@ -14,7 +14,6 @@ from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForPreTrainin
 import maeir
 from maeir import DialMAEConfig, DialMAEForPretraining
 from maeir.data import WordBoundaries
-from maeir.data.chitchat import selection_groups, split_ids, training_groups
 from maeir.data.dialogue import (
     ResponseSelectionGroup,
     context_text,
@@ -23,6 +22,7 @@ from maeir.data.dialogue import (
     read_response_selection,
     write_response_selection,
 )
+from maeir.datasets.embedded.chitchat import selection_groups, split_ids, training_groups
 from maeir.errors import CorpusFormatError
 from maeir.methods.dial_mae import DialMAECollator
 from maeir.methods.dial_mae.data import dialogue_pairs, sliding_windows
@@ -190,7 +190,7 @@ def test_chitchat_split_and_groups_have_no_leak():
 
 def test_embedded_chitchat_files(tmp_path, monkeypatch):
     """The real chitchat-dataset conversations: disjoint splits by id, Ubuntu-format 1 + 9 test groups."""
-    from maeir.data.chitchat import chitchat_conversations, embedded_chitchat
+    from maeir.datasets.embedded.chitchat import chitchat_conversations, embedded_chitchat
 
     monkeypatch.setenv("MAEIR_CACHE", str(tmp_path))
     files = embedded_chitchat(seed=7)

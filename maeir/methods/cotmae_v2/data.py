@@ -3,7 +3,7 @@
 **Documents**: :func:`maeir.methods.cotmae_v2.documents.load_documents`.
 
 **Spans.** Each document is split into paragraphs and sentences
-(:func:`maeir.data.embedded.split_sentences`), tokenised once without special tokens, and whole
+(:func:`maeir.data.sentences.split_sentences`), tokenised once without special tokens, and whole
 sentences are packed greedily into spans of at most ``max_seq_length - specials`` tokens (128 with
 [CLS]/[SEP] by default); a sentence longer than that is cut into span-sized pieces. Spans tile the
 document's token stream, so a document is stored once, as ``tokens`` plus ``span_bounds`` (span ``k``
@@ -47,7 +47,8 @@ import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from ...data.collators import special_template
-from ...data.embedded import CLEANER_VERSION, cache_dir, split_sentences
+from ...data.sentences import split_sentences
+from ...datasets.embedded import CLEANER_VERSION, cache_dir
 from ...errors import ConfigError, CorpusFormatError
 from .configuration_cotmae_v2 import CONTEXT_TYPES
 from .documents import load_documents

@@ -3,7 +3,7 @@
 **Documents** come from plain text (``.txt``: one document per line), JSON lines (``.jsonl`` /
 ``.json``: the ``text_field`` of each record), a BEIR corpus (``corpus.jsonl`` with ``_id`` / ``title``
 / ``text``, or a BEIR folder holding one), or by default the embedded Wikipedia articles
-(:func:`maeir.data.embedded.wikipedia_documents`). Malformed files raise
+(:func:`maeir.datasets.embedded.wikipedia_documents`). Malformed files raise
 :class:`~maeir.errors.CorpusFormatError` naming the file, line and field.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import datasets
 
 from ...data.corpus import load_text_corpus
-from ...data.embedded import wikipedia_documents
 from ...data.retrieval import read_beir_corpus
+from ...datasets.embedded import wikipedia_documents
 from ...errors import CorpusFormatError
 
 

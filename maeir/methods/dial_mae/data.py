@@ -22,8 +22,8 @@ import datasets
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from ...data.chitchat import embedded_chitchat
 from ...data.dialogue import join_turns, read_dialogue_sessions
+from ...datasets.embedded.chitchat import embedded_chitchat
 
 #: The authors' sliding-window defaults (``make_data.py``: min_span 1, max_span 20, num_window 6).
 MIN_WINDOW_TURNS = 1

@@ -35,7 +35,7 @@ class ResponseSelectionTask:
             groups = read_response_selection(evaluation["test_file"], group_size=evaluation.get("group_size"))
             self.unit_of = {g.context_id: g.context_id for g in groups}
         else:
-            from ...data.chitchat import chitchat_split_groups
+            from ...datasets.embedded.chitchat import chitchat_split_groups
 
             split = evaluation.get("split", "test")
             groups = chitchat_split_groups(split, int(evaluation.get("cuts_per_conversation", 3)))
@@ -125,7 +125,7 @@ class ResponseSelectionTask:
 
         fields = dict(self.finetune_fields)
         if not fields.get("train_file"):
-            from ...data.chitchat import embedded_chitchat
+            from ...datasets.embedded.chitchat import embedded_chitchat
 
             fields["train_file"] = str(embedded_chitchat().train)
         fields.update(model_name_or_path=model_path, output_dir=str(output_dir), seed=seed)

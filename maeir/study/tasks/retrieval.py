@@ -45,7 +45,7 @@ class RetrievalTask:
 
     ``evaluation`` fields: ``beir`` (a BEIR folder; default: the embedded inverse-cloze benchmark
     built with the ``benchmark`` settings, e.g. ``{test_queries, train_queries, corpus_size}``, see
-    :func:`maeir.data.retrieval_benchmark.embedded_retrieval_benchmark`), ``split`` (``test``),
+    :func:`maeir.datasets.embedded.retrieval_benchmark.embedded_retrieval_benchmark`), ``split`` (``test``),
     ``max_queries``, ``metrics`` (default MRR@10, nDCG@10; any :mod:`maeir.retrieval.evaluation` name),
     ``k`` (retrieval depth, 100), ``batch_size``, and the probe's recipe: ``query_max_length`` (64),
     ``passage_max_length`` (96), ``pooling`` (``cls``), ``normalize`` (false), ``include_title`` (true).
@@ -75,7 +75,7 @@ class RetrievalTask:
         if evaluation.get("beir"):
             self.beir = str(evaluation["beir"])
         else:
-            from ...data.retrieval_benchmark import embedded_retrieval_benchmark
+            from ...datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
             self.beir = str(embedded_retrieval_benchmark(**(evaluation.get("benchmark") or {})))
         self.split = evaluation.get("split", "test")

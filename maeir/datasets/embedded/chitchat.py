@@ -28,9 +28,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io_utils import atomic_directory, atomic_write_json
-from .dialogue import ResponseSelectionGroup, clean_text, format_response_selection, separate_equal_contexts
-from .embedded import cache_dir, package_file
+from ...data.dialogue import (
+    ResponseSelectionGroup,
+    clean_text,
+    format_response_selection,
+    separate_equal_contexts,
+)
+from ...io_utils import atomic_directory, atomic_write_json
+from .files import cache_dir, package_file
 
 #: Bump when the files below change: the cache folder carries it in its name.
 VERSION = 1

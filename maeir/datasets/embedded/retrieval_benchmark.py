@@ -1,6 +1,6 @@
 """The embedded retrieval benchmark: inverse-cloze queries over real Wikipedia prose shipped on PyPI.
 
-Built from :func:`maeir.data.embedded.wikipedia_passages` (gensim's English Wikipedia shard, cleaned
+Built from :func:`maeir.datasets.embedded.wikipedia_passages` (gensim's English Wikipedia shard, cleaned
 and packed into sentence-aligned passages) with the inverse cloze task of Lee et al. (2019,
 "Latent Retrieval for Weakly Supervised Open Domain Question Answering", Section 5): a sentence of
 a passage is the query, and the same passage **with that sentence removed** is its one relevant
@@ -12,7 +12,7 @@ document, so a query never matches its document word for word.
   distractors) and random passages of the other articles up to ``corpus_size``.
 - Written in BEIR format (``corpus.jsonl``, ``queries.jsonl``, ``qrels/train.tsv``,
   ``qrels/test.tsv``, plus ``SOURCE.md``), cached atomically under
-  ``maeir.data.embedded.cache_dir()``, so the very same code path also runs on real BEIR folders.
+  ``maeir.datasets.embedded.cache_dir()``, so the very same code path also runs on real BEIR folders.
 
 Public API: :func:`embedded_retrieval_benchmark` (-> the folder), :func:`build_ict_benchmark`
 (-> corpus, queries, qrels in memory), :data:`DEFAULT_SETTINGS`.
@@ -25,8 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .embedded import CLEANER_VERSION, cache_dir, split_sentences, wikipedia_passages
-from .retrieval import write_beir
+from ...data.retrieval import write_beir
+from ...data.sentences import split_sentences
+from .files import cache_dir
+from .wikipedia import CLEANER_VERSION, wikipedia_passages
 
 #: Bump when the construction changes (cached folders carry it in their names).
 BENCHMARK_VERSION = 1
@@ -122,6 +124,8 @@ def build_ict_benchmark(
 
 
 def _source_text(settings: Mapping[str, Any], corpus, queries, qrels) -> str:
+    # The text is part of the benchmark's bytes: it keeps the builder's former module path
+    # (now maeir.datasets.embedded.wikipedia), so the committed benchmark stays byte-identical.
     lines = [
         "# Embedded retrieval benchmark (maeir): inverse-cloze task over Wikipedia",
         "",
