@@ -1,7 +1,7 @@
 """Response selection with a bi-encoder (docs/methods.md#dial-mae, fine-tuning and evaluation).
 
 Fine-tuning (``scripts/finetune_response_selection.py [CONFIG] --model_name_or_path M --train_file F
---output_dir D``): a :class:`~maeir.modeling.BiEncoderModel` whose query tower encodes the dialogue
+--output_dir D``): a :class:`~maeir.retrieval.modeling_bi_encoder.BiEncoderModel` whose query tower encodes the dialogue
 context and whose passage tower encodes the response (untied by default, ``--tie_towers``), [CLS]
 pooling, dot product / ``temperature``, trained by :class:`~maeir.trainers.ContrastiveTrainer` with
 InfoNCE over in-batch negatives plus the file's given negatives. Training data is a
@@ -9,9 +9,8 @@ response-selection file (Ubuntu v1 / E-commerce / Douban format): each positive 
 (context, response) pair and the group's negative lines are its given negatives
 (``group_size - 1`` drawn per step). Contexts are the turns joined with the tokenizer's SEP,
 truncated from the LEFT (the last ``context_max_length`` tokens are kept); responses keep their
-first ``response_max_length`` tokens. The recipe is saved with the model, so loading it back
-encodes exactly as in training. Without ``--train_file`` the embedded chitchat train split is used
-(and its valid split for the final evaluation).
+first ``response_max_length`` tokens. The recipe is saved with the model (reloading encodes as in
+training). Without ``--train_file``: the embedded chitchat train split (valid split at the end).
 
 Evaluation (``scripts/evaluate_response_selection.py --model D --data F [--output metrics.json]``):
 every group of the file (consecutive lines sharing a context, or blocks of ``--group_size`` lines)
