@@ -49,4 +49,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_retrieval.py --update --output benchmarks/results/retrieval_cpu.json
 
 clean:
-	rm -rf $(VENV) outputs .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) outputs .pytest_cache .ruff_cache .import_linter_cache *.egg-info
