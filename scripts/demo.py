@@ -651,7 +651,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": cotmae_v2_stage(out, args),
         "reading": [live_reading(f"{args.cotmae_v2_steps} post-training steps x {2 * args.cotmae_v2_pairs} rows, "
                                  f"{args.cotmae_v2_finetune_steps} fine-tuning steps", "cotmae_v2")],
-        "study": "cotmae_v2",
+        "study": ["cotmae_v2", "cotmae_v2_minilm"],  # the from-scratch testbed, then the MiniLM case
     })  # fmt: skip
 
     print("== [MD2PR] cross-encoder ranker, BM25 re-ranking, plain contrastive vs MD2PR-distilled MiniLM")
@@ -671,7 +671,8 @@ def main(argv: list[str] | None = None) -> dict:
     })  # fmt: skip
 
     for block in blocks:
-        block["studies"] = study_rows(REPO, [block["study"]]) if block.get("study") else []
+        folders = block.get("study") or []
+        block["studies"] = study_rows(REPO, [folders] if isinstance(folders, str) else folders)
     summary = {
         "rows": [r for block in blocks for r in block["rows"]],
         "blocks": [{k: v for k, v in block.items() if k != "rows"} for block in blocks],
