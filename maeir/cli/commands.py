@@ -81,5 +81,4 @@ def push_to_hub() -> None:
 
 
 def study() -> None:
-    # The study runner still lives in maeir.cli (being rewritten); it moves to maeir.cli later.
     _run("maeir.cli.study")

@@ -72,3 +72,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (args,) = HfArgumentParser(StudyArguments).parse_args_into_dataclasses(argv)
     setup_logging()
     return StudyRunner(args).run()
+
+
+if __name__ == "__main__":
+    from maeir.cli import run_command
+
+    run_command(main)
