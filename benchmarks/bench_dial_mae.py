@@ -106,9 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
     del steps
 
     # -- response-selection bi-encoder ------------------------------------------------------------
-    from maeir.cli.response_selection import encode_texts, score_groups, training_examples
+    from maeir.cli.response_selection import training_examples
     from maeir.data.retrieval_collator import ContrastiveCollator
     from maeir.retrieval.modeling_bi_encoder import BiEncoderModel
+    from maeir.retrieval.response_selection import encode_texts, score_groups
 
     recipe = dict(
         tie_towers=False,

@@ -22,7 +22,7 @@ from ..data.retrieval import RetrievalData, load_beir, load_msmarco
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..retrieval.arguments import EvaluationArguments
-from ..retrieval.evaluation import evaluate_run, format_table, write_trec_run
+from ..retrieval.evaluation import evaluate_run, format_table, limit_queries, write_trec_run
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +43,12 @@ def load_data(args: Any, split: str) -> RetrievalData:
     return load_beir(embedded_retrieval_benchmark(), split, name="embedded-enwiki-ict")
 
 
-def _limit_queries(data: RetrievalData, max_queries: int | None) -> RetrievalData:
-    if max_queries is None:
-        return data
-    keep = list(data.qrels)[:max_queries]
-    return RetrievalData(
-        data.corpus,
-        {q: data.queries[q] for q in keep},
-        {q: data.qrels[q] for q in keep},
-        data.name,
-        data.info,
-    )
-
-
 def evaluate(
     args: EvaluationArguments, data: RetrievalData | None = None, model=None, tokenizer=None
 ) -> dict:
     """Run the evaluation described by ``args`` (``model`` / ``data`` may be given already loaded)."""
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
-    data = _limit_queries(data if data is not None else load_data(args, args.split), args.max_queries)
+    data = limit_queries(data if data is not None else load_data(args, args.split), args.max_queries)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {

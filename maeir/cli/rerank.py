@@ -103,12 +103,13 @@ def rerank(
     args: RerankArguments, model=None, tokenizer=None, recipe=None, data: RetrievalData | None = None
 ) -> dict:
     """Run the re-ranking described by ``args`` (model / data may be given already loaded); returns the report."""
-    from .evaluate_retrieval import _limit_queries, load_data
+    from ..retrieval.evaluation import limit_queries
+    from .evaluate_retrieval import load_data
 
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     data = data if data is not None else load_data(args, args.split)
     if not args.all_queries:
-        data = _limit_queries(data, args.max_queries)
+        data = limit_queries(data, args.max_queries)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if model is None:

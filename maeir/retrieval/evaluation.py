@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from ..data.retrieval import RetrievalData
 from ..errors import CorpusFormatError
 from ..io_utils import atomic_write_text
 
@@ -118,3 +119,17 @@ def format_table(
         cells = [f"{row[m]:.4f}" if isinstance(row.get(m), (int, float)) else "-" for m in measures]
         lines.append(f"| {row.get(name_key, '')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def limit_queries(data: RetrievalData, max_queries: int | None) -> RetrievalData:
+    """``data`` with only its first ``max_queries`` judged queries (all with ``None``)."""
+    if max_queries is None:
+        return data
+    keep = list(data.qrels)[:max_queries]
+    return RetrievalData(
+        data.corpus,
+        {q: data.queries[q] for q in keep},
+        {q: data.qrels[q] for q in keep},
+        data.name,
+        data.info,
+    )

@@ -2,8 +2,7 @@
 
 Library code should not import the CLI, but a study runs every stage through the very drivers a user
 runs (same argument parsing, validation and run folders), and for training those drivers' ``main(argv)``
-is the only entry point today: the training loops live in the driver modules. Every such call (and the
-two driver helpers the tasks reuse) is isolated here, imported lazily, so that the rest of
+is the only entry point today: the training loops live in the driver modules. Every such call is isolated here, imported lazily, so that the rest of
 :mod:`maeir.study` imports no driver and a move of the drivers is one edit in this file.
 """
 
@@ -36,17 +35,3 @@ def run_driver(name: str, fields: dict[str, Any], **kwargs: Any) -> Any:
     else:
         raise ValueError(f"unknown driver {name!r}")
     return main(to_argv(fields), **kwargs)
-
-
-def score_response_groups(model, tokenizer, groups, batch_size: int):
-    """The response-selection driver's group scoring (:func:`maeir.cli.response_selection.score_groups`)."""
-    from ..cli.response_selection import score_groups
-
-    return score_groups(model, tokenizer, groups, batch_size)
-
-
-def limit_queries(data, max_queries: int | None):
-    """The first ``max_queries`` judged queries of ``data``, as the retrieval evaluation driver limits them."""
-    from ..cli.evaluate_retrieval import _limit_queries
-
-    return _limit_queries(data, max_queries)

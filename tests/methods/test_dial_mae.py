@@ -419,8 +419,9 @@ def test_bi_encoder_recipe_left_truncates_contexts(tiny_backbone_dir, tokenizer)
 
 
 def test_finetune_and_evaluate_scripts(tmp_path, tiny_backbone_dir, tokenizer):
-    from maeir.cli.response_selection import evaluate_main, finetune_main, score_groups
+    from maeir.cli.response_selection import evaluate_main, finetune_main
     from maeir.retrieval.loading import load_bi_encoder
+    from maeir.retrieval.response_selection import score_groups
 
     train, test = tmp_path / "train.txt", tmp_path / "test.txt"
     write_dialogue_file(train, 16, 2, seed=1)

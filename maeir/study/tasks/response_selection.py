@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..cli_bridge import run_driver, score_response_groups
+from ...retrieval.response_selection import score_groups
+from ..cli_bridge import run_driver
 from ..common import encoder_of, load_encoder
 
 
@@ -132,5 +133,5 @@ class ResponseSelectionTask:
         run_driver("finetune_response_selection", fields)
         gc.collect()
         model, tokenizer = load_bi_encoder(str(output_dir))
-        scores = score_response_groups(model, tokenizer, self.groups, self.batch_size)
+        scores = score_groups(model, tokenizer, self.groups, self.batch_size)
         return self._per_unit(scores)

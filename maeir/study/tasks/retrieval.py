@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from ...errors import ConfigError
-from ..cli_bridge import limit_queries, run_driver
+from ...retrieval.evaluation import limit_queries
+from ..cli_bridge import run_driver
 from ..common import encoder_of, load_encoder
 from ..config import deep_merge
 
