@@ -17,7 +17,8 @@ def run_driver(name: str, fields: dict[str, Any], **kwargs: Any) -> Any:
     """Run the driver ``name`` in-process with ``fields`` as its command line (:func:`~maeir.study.config.to_argv`).
 
     ``name``: ``pretrain`` (returns the trainer), ``train_reranker``, ``finetune_response_selection``,
-    ``classification``, ``finetune_retriever`` or ``distill_md2pr`` (their result dicts).
+    ``classification``, ``finetune_retriever``, ``distill_md2pr``, ``mine_negatives``, ``evaluate_retrieval`` or
+    ``rerank`` (their result dicts).
     """
     # library → CLI: these drivers' main(argv) is their only entry point (see the module docstring)
     if name == "pretrain":
@@ -32,6 +33,12 @@ def run_driver(name: str, fields: dict[str, Any], **kwargs: Any) -> Any:
         from ..cli.finetune_retriever import main
     elif name == "distill_md2pr":
         from ..cli.distill_md2pr import main
+    elif name == "mine_negatives":
+        from ..cli.mine_negatives import main
+    elif name == "evaluate_retrieval":
+        from ..cli.evaluate_retrieval import main
+    elif name == "rerank":
+        from ..cli.rerank import main
     else:
         raise ValueError(f"unknown driver {name!r}")
     return main(to_argv(fields), **kwargs)

@@ -176,6 +176,7 @@ def write_report(
                 lines.append(f"- {stage} / `{arm}`: {verdict(metrics[headline]['diff_to_control'], control)}")
         lines.append("")
 
+    lines += _teacher_section(study)
     if study.get("protocol"):
         lines += ["## Protocol", "", *_key_value_table(study["protocol"]), ""]
 
@@ -260,6 +261,33 @@ def write_report(
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _teacher_section(study: dict) -> list[str]:
+    """The shared teacher's own evaluation and the precondition verdict (``stages.teacher``)."""
+    teacher = (study.get("stages") or {}).get("teacher")
+    if not teacher or not teacher.get("eval"):
+        return []
+    names = {
+        "first_stage": "BM25",
+        "rerank": "the teacher, BM25's top list re-ranked",
+        "student": "the student alone (its zero-shot run, whole corpus)",
+        "rerank_student_top": "the teacher, the student's top "
+        f"{teacher['eval'].get('rerank_student_top', {}).get('depth', '?')} re-ranked",
+    }
+    lines = ["## The teacher (precondition)", "", "| system | MRR@10 | nDCG@10 |", "|---|---|---|"]
+    for view, values in teacher["eval"].items():
+        lines.append(
+            f"| {names.get(view, view)} | {_fmt(values.get('MRR@10'))} | {_fmt(values.get('nDCG@10'))} |"
+        )
+    verdict = teacher.get("precondition")
+    if verdict:
+        beaten = [k for k, v in verdict.items() if isinstance(v, dict)]
+        lines += ["", f"Precondition (the teacher must beat {', '.join(beaten)} on MRR@10): "
+                  + ("**passed**" if verdict.get("passed") else "**failed**: nothing is distilled")]  # fmt: skip
+    if teacher.get("wall_time_s") is not None:
+        lines += ["", f"Teacher training wall time: {_duration(float(teacher['wall_time_s']))}"]
+    return [*lines, ""]
 
 
 def _arms(study: dict) -> list[str]:

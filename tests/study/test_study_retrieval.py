@@ -119,7 +119,12 @@ def test_md2pr_smoke_runs_every_arm_with_its_terms(md2pr_smoke):
     check_units(study, judged_test_queries(MD2PR))
     # the teacher is trained once, into {teacher}, and its own evaluation recorded (BM25 and re-ranked)
     assert (out / "teacher" / "maeir_run.json").is_file()
-    assert {"rerank", "first_stage"} <= set(study["stages"]["teacher"]["eval"])
+    teacher = study["stages"]["teacher"]
+    assert {"rerank", "first_stage"} <= set(teacher["eval"])
+    # its training negatives were mined first (teacher.mine), and it also re-ranked the student's own top K
+    assert teacher["mine"]["queries"] > 0 and teacher["fields"]["train_file"] == teacher["mine"]["output"]
+    assert teacher["eval"]["rerank_student_top"]["depth"] == 5
+    assert teacher["eval"]["student"]["MRR@10"] == pytest.approx(probes_mrr(study), abs=1e-9)
     probes = [r for r in study["runs"] if r["stage"] == "probe"]
     assert len({r["metrics"]["MRR@10"] for r in probes}) == 1  # no post-training: one student for all
     finetuned = {r["arm"]: r for r in study["runs"] if r["stage"] == "finetune"}
@@ -137,7 +142,37 @@ def test_md2pr_smoke_runs_every_arm_with_its_terms(md2pr_smoke):
         "word_level_weight": 0.0,
         "false_negative_filtering": False,
     }
-    assert "dense_MRR@10" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "dense_MRR@10" in report and "## The teacher (precondition)" in report
+
+
+def probes_mrr(study: dict) -> float:
+    (value,) = {r["metrics"]["MRR@10"] for r in study["runs"] if r["stage"] == "probe"}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("rerank", "student", "passed"), [(0.30, 0.25, True), (0.20, 0.25, False), (0.25, 0.25, False)]
+)
+def test_teacher_gate_stops_the_study_unless_the_teacher_beats_the_student(tmp_path, rerank, student, passed):
+    """``teacher.require_beats``: a teacher that does not rank better than the student is refused, loudly,
+    and the verdict is kept in study.json either way."""
+    from maeir.errors import ConfigError
+
+    runner = study_runner.StudyRunner.__new__(study_runner.StudyRunner)
+    runner.args = type("A", (), {"config": "s.yaml"})()
+    runner.out, runner.study = tmp_path, {}
+    stage = {"eval": {"rerank": {"MRR@10": 0.5}, "first_stage": {"MRR@10": 0.1},
+                      "rerank_student_top": {"MRR@10": rerank}, "student": {"MRR@10": student}}}  # fmt: skip
+    spec = {"require_beats": ["first_stage", "student"]}
+    if passed:
+        runner.check_teacher(spec, stage)
+    else:
+        with pytest.raises(ConfigError, match="does not beat"):
+            runner.check_teacher(spec, stage)
+    assert stage["precondition"]["passed"] is passed
+    assert stage["precondition"]["first_stage"]["beats"] is True
+    assert (tmp_path / "study.json").is_file()  # written before the refusal
 
 
 def test_an_arm_with_only_finetune_fields_is_not_post_trained(tmp_path, monkeypatch):
