@@ -54,6 +54,13 @@ class PretrainModelArguments:
             "help": "The paper's published numbers for this recipe (JSON mapping), printed beside ours."
         },
     )
+    padding_free: bool = field(
+        default=False,
+        metadata={
+            "help": "Run the encoder and decoders on each batch's real tokens only, as one flat sequence "
+            "(maeir.modeling.padding_free): same losses and gradients, less work on uneven lengths."
+        },
+    )
 
 
 @dataclass

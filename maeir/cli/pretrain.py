@@ -157,6 +157,7 @@ def main(argv: Sequence[str] | None = None, callbacks: list | None = None) -> Pr
         encoder_overrides=encoder_overrides,
         **fields,
     )
+    model.config.padding_free = model_args.padding_free
     check_max_length(model.config.encoder_config, data_args.max_seq_length, "max_seq_length")
     for name in ("context_max_length", "response_max_length"):
         check_max_length(

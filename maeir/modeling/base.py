@@ -8,9 +8,11 @@ Every pre-training model holds the backbone as a complete ``*ForMaskedLM`` model
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from typing import ClassVar
 
+import torch
 from torch import nn
 from transformers import (
     AutoConfig,
@@ -34,6 +36,7 @@ from .backbone import (
     transformer_layers,
 )
 from .decoder import ShallowDecoder, decoder_config
+from .padding_free import encode_padding_free, use_varlen_attention
 
 
 class PretrainingConfig(PreTrainedConfig):
@@ -43,11 +46,15 @@ class PretrainingConfig(PreTrainedConfig):
         encoder_config: the backbone's config (any BERT-like masked-LM config, as a dict or config).
         mask_token_id: the tokenizer's [MASK] id (filled in from the backbone's tokenizer by
             ``from_backbone``).
+        padding_free: run the encoder and the decoders on the real tokens of each batch only, as one
+            flat sequence (:mod:`maeir.modeling.padding_free`); same losses and gradients as padded
+            batches up to float rounding, less work on batches of uneven lengths.
     """
 
     sub_configs_defaults = {"encoder_config": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
     encoder_config: dict | PreTrainedConfig | None = None
     mask_token_id: int | None = None
+    padding_free: bool = False
 
     #: Paper the method implements: title, arXiv id, BibTeX, published numbers (for model cards).
     paper: ClassVar[dict] = {}
@@ -55,7 +62,11 @@ class PretrainingConfig(PreTrainedConfig):
     @classmethod
     def method_field_names(cls) -> list[str]:
         """The method's own fields (not the generic ``PreTrainedConfig`` ones, not the backbone's)."""
-        generic = {f.name for f in dataclasses.fields(PreTrainedConfig)} | {"encoder_config", "mask_token_id"}
+        generic = {f.name for f in dataclasses.fields(PreTrainedConfig)} | {
+            "encoder_config",
+            "mask_token_id",
+            "padding_free",
+        }
         return [f.name for f in dataclasses.fields(cls) if f.name not in generic]
 
     def method_fields(self) -> dict:
@@ -108,6 +119,40 @@ class MaskedAutoEncoderPreTrainedModel(PreTrainedModel):
 
     def get_input_embeddings(self) -> nn.Module:
         return self.backbone.get_input_embeddings()
+
+    def encode_tokens(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Final hidden states ``[B, L, H]`` of the backbone encoder: every method's one way in.
+
+        Token types are zeros unless given (for backbones that have them); with ``config.padding_free``
+        the encoder runs on the real tokens only (zeros at padding in the result).
+        """
+        encoder = self.encoder
+        takes_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
+        if takes_types and token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        if self.config.padding_free:
+            use_varlen_attention(encoder)
+            return encode_padding_free(encoder, input_ids, attention_mask, position_ids, token_type_ids)
+        extra = {"token_type_ids": token_type_ids} if takes_types else {}
+        if position_ids is not None:
+            extra["position_ids"] = position_ids
+        return encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+
+    def run_decoder(
+        self,
+        decoder: ShallowDecoder,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        causal: bool = False,
+    ) -> torch.Tensor:
+        """Run a shallow decoder of this model (padding-free when ``config.padding_free``)."""
+        return decoder(hidden_states, attention_mask, causal=causal, padding_free=self.config.padding_free)
 
     def get_output_embeddings(self) -> nn.Module:
         return self.backbone.get_output_embeddings()

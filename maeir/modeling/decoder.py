@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
+from .padding_free import VARLEN_ATTENTION, run_layers_padding_free
+
 
 def decoder_attention_mask(
     attention_mask: torch.Tensor, dtype: torch.dtype, causal: bool = False
@@ -69,9 +71,18 @@ class ShallowDecoder(nn.Module):
         self.layers = nn.ModuleList(layers)
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, causal: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor,
+        causal: bool = False,
+        padding_free: bool = False,
     ) -> torch.Tensor:
-        """Run the stack on ``hidden_states [B, L, H]`` with padding mask ``attention_mask [B, L]``."""
+        """Run the stack on ``hidden_states [B, L, H]`` with padding mask ``attention_mask [B, L]``
+        (``padding_free``: on the real rows only, :func:`~maeir.modeling.padding_free.run_layers_padding_free`;
+        zeros at padding)."""
+        if padding_free:
+            self.config._attn_implementation = VARLEN_ATTENTION
+            return run_layers_padding_free(self.layers, hidden_states, attention_mask, causal=causal)
         mask = decoder_attention_mask(attention_mask, hidden_states.dtype, causal=causal)
         for layer in self.layers:
             output = layer(hidden_states, mask)

@@ -188,12 +188,7 @@ class CoTMAEv2ForPretraining(MaskedAutoEncoderPreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Final-layer hidden states ``[N, L, H]`` of the backbone encoder."""
-        extra = {}
-        if _takes_token_types(self.encoder):
-            extra["token_type_ids"] = (
-                token_type_ids if token_type_ids is not None else torch.zeros_like(input_ids)
-            )
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return self.encode_tokens(input_ids, attention_mask, token_type_ids=token_type_ids)
 
     def pooling_mask(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None
@@ -290,7 +285,9 @@ class CoTMAEv2ForPretraining(MaskedAutoEncoderPreTrainedModel):
         rows = torch.cat(
             [torch.cat([view_vectors[v].unsqueeze(1).to(context.dtype), context], dim=1) for v in views]
         )
-        decoded = self.decoder(name)(rows, attention_mask.repeat(len(views), 1), causal=name == "ar")
+        decoded = self.run_decoder(
+            self.decoder(name), rows, attention_mask.repeat(len(views), 1), causal=name == "ar"
+        )
         return dict(zip(views, decoded.chunk(len(views)), strict=True))
 
     def forward(

@@ -90,8 +90,7 @@ class DialMAEForPretraining(MaskedAutoEncoderPreTrainedModel):
             labels: original context ids at its masked positions, -100 elsewhere.
             decoder_labels: original response ids at its masked positions, -100 elsewhere.
         """
-        extra = {"token_type_ids": torch.zeros_like(input_ids)} if _takes_token_types(self.encoder) else {}
-        encoded = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        encoded = self.encode_tokens(input_ids, attention_mask)
         dialogue_embedding = encoded[:, :1]  # final-layer [CLS], before any pooler
         embeddings = self.embeddings
         extra = (
@@ -99,7 +98,7 @@ class DialMAEForPretraining(MaskedAutoEncoderPreTrainedModel):
         )
         response = embeddings(input_ids=decoder_input_ids, **extra)
         hidden = torch.cat([dialogue_embedding.to(response.dtype), response[:, 1:]], dim=1)
-        decoded = self.decoder(hidden, decoder_attention_mask)
+        decoded = self.run_decoder(self.decoder, hidden, decoder_attention_mask)
 
         loss = encoder_loss = decoder_loss = logits = decoder_logits = None
         if labels is not None:

@@ -89,12 +89,9 @@ class MAELMForMaskedLM(MaskedAutoEncoderPreTrainedModel):
             attention_mask: 1 for real tokens of the full sequence, ``[B, L]``.
             labels: original ids at masked positions, -100 elsewhere, ``[B, L]``.
         """
-        encoded = self.encoder(
-            input_ids=encoder_input_ids,
-            attention_mask=encoder_attention_mask,
-            position_ids=encoder_position_ids,
-            token_type_ids=torch.zeros_like(encoder_input_ids),
-        ).last_hidden_state
+        encoded = self.encode_tokens(
+            encoder_input_ids, encoder_attention_mask, position_ids=encoder_position_ids
+        )
         length = attention_mask.shape[1]
         mask_embedding = self.get_input_embeddings().weight[self.config.mask_token_id]
         hidden = scatter_to_full_length(
@@ -102,7 +99,7 @@ class MAELMForMaskedLM(MaskedAutoEncoderPreTrainedModel):
         )
         positions = torch.arange(length, device=hidden.device).unsqueeze(0)
         hidden = self.decoder_embedding_norm(hidden + self.decoder_position_embeddings(positions))
-        decoded = self.decoder(hidden, attention_mask)
+        decoded = self.run_decoder(self.decoder, hidden, attention_mask)
         loss = logits = None
         if labels is not None:
             loss, logits = masked_lm_loss(self.lm_head, decoded, labels)

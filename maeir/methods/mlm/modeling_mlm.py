@@ -50,10 +50,7 @@ class MaskedLMForPretraining(MaskedAutoEncoderPreTrainedModel):
         labels: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
     ) -> MaskedLMPretrainingOutput:
-        hidden = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        )
-        hidden = hidden.last_hidden_state
+        hidden = self.encode_tokens(input_ids, attention_mask, token_type_ids=token_type_ids)
         loss = logits = None
         if labels is not None:
             loss, logits = masked_lm_loss(self.lm_head, hidden, labels)
