@@ -155,3 +155,34 @@ def test_method_losses_and_gradients_match_padded(method, family, tokenizer, sam
     assert checked > 10
     decoders = {"mlm": 0, "mae_lm": 1, "dial_mae": 1, "cotmae_v2": 2}[method]  # CoT-MAE v2: AE + AR
     assert len(flattened) == 1 + decoders  # the encoder and every decoder ran flat
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_bi_encoder_vectors_and_gradients_match_padded(family, tokenizer, tmp_path):
+    """Dense and sparse vectors of the bi-encoder, and the contrastive loss's gradients."""
+    from transformers import AutoModelForMaskedLM
+
+    from maeir.retrieval.modeling_bi_encoder import BiEncoderModel
+
+    torch.manual_seed(0)
+    config = family_config(family, tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id)
+    AutoModelForMaskedLM.from_config(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    padded = BiEncoderModel.from_backbone(str(tmp_path), tokenizer=tokenizer, representation="hybrid")
+    flat = copy.deepcopy(padded)
+    flat.config.padding_free = True
+    texts = ["ok", "Who wrote the novel about a white whale and the captain who hunted it across the seas?",
+             "Moby-Dick", "Herman Melville published Moby-Dick in 1851; the book follows Ishmael."]  # fmt: skip
+    batch = tokenizer(texts, padding=True, return_tensors="pt")
+    vectors = {}
+    for name, model in (("padded", padded), ("flat", flat)):
+        out = model.encode(batch["input_ids"], batch["attention_mask"], side="passage")
+        scores = out["dense"] @ out["dense"].T + out["sparse"] @ out["sparse"].T
+        torch.nn.functional.cross_entropy(scores, torch.arange(len(texts))).backward()
+        vectors[name] = out
+    for view in ("dense", "sparse"):
+        torch.testing.assert_close(vectors["flat"][view], vectors["padded"][view], rtol=1e-5, atol=1e-5)
+    flat_grads = dict(flat.named_parameters())
+    for name, parameter in padded.named_parameters():
+        if parameter.grad is not None:
+            torch.testing.assert_close(flat_grads[name].grad, parameter.grad, rtol=0, atol=1e-5, msg=name)

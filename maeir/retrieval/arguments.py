@@ -54,6 +54,9 @@ class RetrieverModelArguments:
     sparse_top_k_train: bool | None = field(
         default=None, metadata={"help": "Apply the top-k in training too."}
     )
+    padding_free: bool | None = field(
+        default=None, metadata={"help": "Encode each batch's real tokens only (maeir.modeling.padding_free)."}
+    )
     encoder_overrides: str | None = field(
         default=None, metadata={"help": "Backbone config overrides, e.g. 'hidden_dropout_prob=0.0'."}
     )

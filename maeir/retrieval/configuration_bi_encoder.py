@@ -42,6 +42,7 @@ RECIPE_FIELDS = (
     "sparse_top_k",
     "sparse_top_k_train",
     "sparse_excluded_token_ids",
+    "padding_free",
 )
 
 
@@ -76,6 +77,8 @@ class BiEncoderConfig(PreTrainedConfig):
             view (bounds the ``[B, chunk, V]`` logits tensor; does not change the result).
         sparse_excluded_token_ids: vocabulary ids never present in a sparse vector and positions
             never pooled (the tokenizer's special tokens; filled in from the tokenizer).
+        padding_free: encode each batch's real tokens only, as one flat sequence
+            (:mod:`maeir.modeling.padding_free`; same vectors up to float rounding).
     """
 
     model_type = "maeir_bi_encoder"
@@ -100,6 +103,7 @@ class BiEncoderConfig(PreTrainedConfig):
     sparse_top_k_train: bool = False
     sparse_chunk_size: int = 32
     sparse_excluded_token_ids: list[int] | None = None
+    padding_free: bool = False
 
     paper: ClassVar[dict] = {
         "title": "CoT-MAE v2: Contextual Masked Auto-Encoder with Multi-view Modeling for Passage Retrieval",

@@ -62,6 +62,7 @@ from ..errors import ConfigError
 from ..io_utils import atomic_directory, atomic_write_json
 from ..losses.infonce import InfoNCELoss
 from ..modeling.backbone import check_load_report, init_bert_like_weights, mlm_head, resolve_backbone_path
+from ..modeling.padding_free import encode_padding_free, use_varlen_attention
 from .configuration_bi_encoder import RECIPE_FIELDS, BiEncoderConfig
 from .pooling import init_lexical_mlm_head, pool_dense, sparse_top_k, splade_pool
 from .sentence_transformers_folder import (
@@ -160,8 +161,12 @@ class BiEncoderModel(PreTrainedModel):
         config = self.config
         tower = self.tower(side)
         base = tower.base_model
-        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
-        hidden = base(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        if config.padding_free:
+            use_varlen_attention(base)
+            hidden = encode_padding_free(base, input_ids, attention_mask, token_type_ids=token_type_ids)
+        else:
+            kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+            hidden = base(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         out: Representation = {}
         if config.uses_dense:
             dense = pool_dense(hidden, attention_mask, config.pooling)
