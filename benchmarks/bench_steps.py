@@ -53,7 +53,9 @@ METHODS = ("mlm", "mae_lm", "dial_mae", "cotmae_v2")
 def full_vocabulary_loss(head, hidden_states: torch.Tensor, labels: torch.Tensor):
     """The reference approach's masked-LM loss: logits at every position, ignored labels -100."""
     logits = head(hidden_states)
-    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    loss = F.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+    )
     return loss, logits[labels != -100]
 
 
@@ -141,7 +143,9 @@ VARIANTS = {  # name: (padding_free, bf16 autocast, reference losses)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbone", default="minilm")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--batch_scale", type=float, default=1.0, help="scale the recipes' batch sizes")
@@ -158,10 +162,18 @@ def main(argv: list[str] | None = None) -> dict:
         "bf16": matmul_rate(device, torch.bfloat16),
     }
     report: dict = {
-        "machine": machine_info(device, amx_bf16="amx_bf16" in Path("/proc/cpuinfo").read_text()
-                                if Path("/proc/cpuinfo").is_file() else None),  # fmt: skip
-        "setting": {"backbone": args.backbone, "batch_scale": args.batch_scale, "steps": args.steps,
-                    "warmup": args.warmup},  # fmt: skip
+        "machine": machine_info(
+            device,
+            amx_bf16="amx_bf16" in Path("/proc/cpuinfo").read_text()
+            if Path("/proc/cpuinfo").is_file()
+            else None,
+        ),  # fmt: skip
+        "setting": {
+            "backbone": args.backbone,
+            "batch_scale": args.batch_scale,
+            "steps": args.steps,
+            "warmup": args.warmup,
+        },  # fmt: skip
         "matmul_flops_per_s": {k: v[0] for k, v in rates.items()},
         "matmul_flops_per_cpu_s": {k: v[1] for k, v in rates.items()},
         "methods": {},
@@ -195,8 +207,10 @@ def main(argv: list[str] | None = None) -> dict:
         }
         print(
             f"{method}: padding {1 - real / slots:.0%}; "
-            + ", ".join(f"{n} {r['median_step_s']:.2f}s ({r['fraction_of_matmul_rate']:.0%} of matmul)"
-                        for n, r in results.items())  # fmt: skip
+            + ", ".join(
+                f"{n} {r['median_step_s']:.2f}s ({r['fraction_of_matmul_rate']:.0%} of matmul)"
+                for n, r in results.items()
+            )  # fmt: skip
         )
         del model, steps
     if args.output:
