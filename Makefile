@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c $(CONSTRAINTS) torch==2.13.0
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
+	DS_BUILD_OPS=0 $(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -42,6 +42,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
+	$(PY) benchmarks/bench_steps.py --output benchmarks/results/steps_cpu.json
 	$(PY) benchmarks/bench_mae_lm.py --output benchmarks/results/mae_lm_cpu.json
 	$(PY) benchmarks/bench_dial_mae.py --output benchmarks/results/dial_mae_cpu.json
 	$(PY) benchmarks/bench_cotmae_v2.py --output benchmarks/results/cotmae_v2_cpu.json

@@ -95,10 +95,19 @@ class CheckpointingTrainer(Trainer):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
         except Exception as err:  # noqa: BLE001 - any failure to read it means a damaged file
             raise checkpoint_load_error(resume_from_checkpoint, "model.safetensors", err) from err
+
+    def _load_collator_rng_state(self, checkpoint: str) -> None:
+        """The data collator's generator (masks, sampled negatives) as it was at the checkpoint.
+
+        Called from :meth:`_load_optimizer_and_scheduler`: the one loading hook the ``Trainer`` runs on
+        every resume path (plain, DDP, FSDP and DeepSpeed, whose checkpoints are not loaded through
+        ``_load_from_checkpoint``) before the first batch is drawn (``_load_rng_state`` comes too late:
+        after the first resumed batch has been collated).
+        """
         if not hasattr(self.data_collator, "restore_rng_state"):
             return
         name = collator_rng_file(self.args.process_index)
-        path = os.path.join(resume_from_checkpoint, name)
+        path = os.path.join(checkpoint, name)
         if not os.path.exists(path):
             if self.args.dataloader_num_workers == 0:
                 raise InputError(
@@ -108,7 +117,7 @@ class CheckpointingTrainer(Trainer):
         try:
             tensors = load_file(path)
         except Exception as err:  # noqa: BLE001 - any failure to read the file is a damaged file
-            raise checkpoint_load_error(resume_from_checkpoint, name, err) from err
+            raise checkpoint_load_error(checkpoint, name, err) from err
         self._batches_consumed = int(tensors["call_index"][0])
         self.data_collator.restore_rng_state(tensors["state"], self._batches_consumed)
 
@@ -117,6 +126,8 @@ class CheckpointingTrainer(Trainer):
             super()._load_optimizer_and_scheduler(checkpoint)
         except Exception as err:  # noqa: BLE001 - any failure to read them means a damaged file
             raise checkpoint_load_error(checkpoint, "optimizer.pt / scheduler.pt", err) from err
+        if checkpoint is not None:
+            self._load_collator_rng_state(checkpoint)
 
     def _load_rng_state(self, checkpoint: str | None) -> None:
         try:
