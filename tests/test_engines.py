@@ -35,7 +35,9 @@ def launch(engine: str, script: str, args: list[str]) -> subprocess.CompletedPro
     ]  # fmt: skip
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "DS_BUILD_OPS": "0"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-4000:]
+    if result.returncode != 0:  # every rank's error, not only the last lines of rank 0's
+        errors = [line for line in result.stderr.splitlines() if "Error" in line or "[rank1]" in line]
+        raise AssertionError("\n".join(errors[-30:]) + "\n" + result.stderr[-3000:])
     return result
 
 

@@ -25,7 +25,12 @@ SIZES = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "i
 
 def family_config(family: str, vocab_size: int, pad_token_id: int = 0):
     """A tiny config of a backbone family, no dropout (so padded and padding-free runs are comparable)."""
-    common = {**SIZES, "vocab_size": vocab_size, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    common = {
+        **SIZES,
+        "vocab_size": vocab_size,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+    }
     if family == "bert":
         return BertConfig(**common, pad_token_id=pad_token_id)
     if family == "roberta":  # padding_idx = pad_token_id; positions start at pad_token_id + 1
@@ -124,7 +129,9 @@ def test_method_losses_and_gradients_match_padded(method, family, tokenizer, sam
 
     flattened = []
     original = padding_free.flatten_batch
-    monkeypatch.setattr(padding_free, "flatten_batch", lambda mask: flattened.append(mask.shape) or original(mask))
+    monkeypatch.setattr(
+        padding_free, "flatten_batch", lambda mask: flattened.append(mask.shape) or original(mask)
+    )
     torch.manual_seed(0)
     config = family_config(family, tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id)
     padded_model = method_model(method, config, tokenizer).train()
