@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 import yaml
 from transformers import HfArgumentParser
 
@@ -122,6 +123,24 @@ def _check_value(parser: HfArgumentParser, path: str, key: str, value: Any, line
             )
 
 
+def with_cpu_autocast(args: list[str], known: set[str]) -> list[str]:
+    """``--bf16 true`` on a machine without CUDA: add ``--use_cpu true``, so that the ``Trainer`` trains
+    under CPU bf16 autocast (AMX where the processor has it) instead of refusing bf16."""
+    if "bf16" not in known or "use_cpu" not in known or torch.cuda.is_available():
+        return args
+    bf16 = False
+    for index, arg in enumerate(args):
+        name, _, inline = arg.partition("=")
+        if name == "--use_cpu":
+            return args
+        if name == "--bf16":
+            value = inline or (
+                args[index + 1] if index + 1 < len(args) and not args[index + 1].startswith("--") else "true"
+            )
+            bf16 = value.lower() in ("true", "1", "yes")
+    return [*args, "--use_cpu", "true"] if bf16 else args
+
+
 def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = None) -> tuple:
     """Parse ``[CONFIG.yaml|CONFIG.json] [--field value ...]`` into the given dataclasses.
 
@@ -152,8 +171,9 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
     set_config_sources(
         {key: where for key, where in sources.items() if key.split(".", 1)[0] not in on_command_line}
     )
+    combined = with_cpu_autocast(file_argv + argv, {action.dest for action in parser._actions})
     try:
-        parsed = parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False)
+        parsed = parser.parse_args_into_dataclasses(args=combined, look_for_args_file=False)
     except ValueError as err:  # a dataclass's own __post_init__ check (TrainingArguments, ...)
         dests = sorted({action.dest for action in parser._actions}, key=len, reverse=True)
         named = [d for d in dests if re.search(rf"\b{re.escape(d)}\b", str(err))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -143,3 +144,23 @@ def test_unknown_method_field_and_bad_corpus(tmp_path, tiny_backbone_dir, corpus
     with pytest.raises(CorpusFormatError, match=r"bad\.jsonl:2: field 'text'"):
         run(tmp_path / "b", tiny_backbone_dir, str(bad), "--max_steps", "1")
     assert not (tmp_path / "b" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "adds"),
+    [(["--bf16", "true"], True), (["--bf16"], True), (["--bf16=true"], True), (["--bf16", "false"], False),
+     (["--bf16", "true", "--use_cpu", "false"], False), ([], False)],
+)  # fmt: skip
+def test_bf16_without_cuda_trains_under_cpu_autocast(args, adds):
+    from maeir.config_file import with_cpu_autocast
+
+    out = with_cpu_autocast(list(args), {"bf16", "use_cpu"})
+    assert (out[-2:] == ["--use_cpu", "true"]) is (adds and not torch.cuda.is_available())
+
+
+def test_bf16_pretraining_run_on_cpu(tmp_path, tiny_backbone_dir, corpus):
+    """`--bf16 true` on a CPU machine trains (CPU autocast), no --use_cpu needed; the run card says bf16."""
+    trainer = run(tmp_path / "run", tiny_backbone_dir, corpus, "--max_steps", "2", "--bf16", "true")
+    assert trainer.args.bf16 and (torch.cuda.is_available() or trainer.args.use_cpu)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
