@@ -99,9 +99,13 @@ AttentionMaskInterface.register(VARLEN_ATTENTION, sdpa_mask)
 
 
 def use_varlen_attention(model: nn.Module) -> None:
-    """Switch ``model`` (and every submodule sharing its config) to :data:`VARLEN_ATTENTION`."""
+    """Switch ``model`` (and every submodule sharing its config) to :data:`VARLEN_ATTENTION`.
+
+    A model loaded with ``attn_implementation="flash_attention_2"`` keeps it: transformers' FlashAttention
+    path reads the same ``cu_seq_lens_q`` / ``max_length_q`` arguments (the varlen kernel, GPU only).
+    """
     config = model.config
-    if getattr(config, "_attn_implementation", None) != VARLEN_ATTENTION:
+    if getattr(config, "_attn_implementation", None) not in (VARLEN_ATTENTION, "flash_attention_2"):
         config._attn_implementation = VARLEN_ATTENTION
 
 
