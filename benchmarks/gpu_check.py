@@ -415,12 +415,12 @@ def training_method(setup: Setup, budget: Budget, method: str) -> dict:
             name = f"{implementation}_{'padding_free' if padding_free else 'padded'}"
 
             def variant(model=model, padding_free=padding_free, implementation=implementation) -> dict:
-                model.config.padding_free = padding_free
+                model.config.padding_free = padding_free  # read by the model's forward at every step
                 try:
                     batch = make_batch(setup, method, model, features)
+                    result = measure_variant(setup, model, batch, tokens)
                 finally:
                     model.config.padding_free = False
-                result = measure_variant(setup, model, batch, tokens)
                 result["padding_free_requested"] = padding_free
                 result["padding_free_effective"] = padding_free and supported
                 result["batch_shapes"] = {k: list(v.shape) for k, v in batch.items() if torch.is_tensor(v)}
