@@ -145,6 +145,19 @@ def test_mae_lm_encoder_sees_the_backbones_own_positions(family, backbones, samp
     torch.testing.assert_close(ours[real], plain[real], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_effective_rank_analysis_runs_on_the_family(family, backbones, sample_texts):
+    """The analysis feeds MAE-LM's encoder explicit positions too (shifted as in the model)."""
+    from maeir.analysis.effective_rank import layerwise_effective_rank
+
+    model = get_method("mae_lm").model_class.from_backbone(backbones[family], decoder_layers=1)
+    tokenizer = AutoTokenizer.from_pretrained(backbones[family])
+    rows = layerwise_effective_rank(model, tokenizer, sample_texts[:8], family, max_length=32)
+    stacks = {(row["stack"], row["tokens"]) for row in rows}
+    assert {("encoder", "real"), ("decoder", "mask")} <= stacks
+    assert all(math.isfinite(row["effective_rank"]) and row["effective_rank"] >= 1 for row in rows)
+
+
 def test_narrow_embeddings_are_refused_by_the_decoders_only(tmp_path, sample_texts):
     """ELECTRA-small style (embedding_size < hidden_size): decoder methods refuse it; MLM trains it."""
     folder = make_backbone("electra", tmp_path / "electra_small", sample_texts, embedding_size=32)
@@ -276,7 +289,7 @@ def test_finetune_from_the_exported_encoder_loads_in_sentence_transformers(
     assert type(st_model[0].auto_model).__name__ == MODEL_TYPES[family]
     loaded, tokenizer = load_bi_encoder(out)
     loaded.eval()
-    texts = sample_texts[:4]
+    texts = [" ".join(text.split()[:5]) for text in sample_texts[:4]]  # within query_max_length (24)
     for side, encode in (("query", st_model.encode_query), ("passage", st_model.encode_document)):
         batch = tokenize(tokenizer, loaded.config, texts, side)
         with torch.no_grad():
