@@ -15,6 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..data.collators import pad_sequences
 from ..data.masking import WordBoundaries, remove_masked_tokens, whole_word_mask
 from ..methods.mae_lm import MAELMForMaskedLM
+from ..modeling.backbone import position_offset
 
 
 def effective_rank(matrix: torch.Tensor) -> float:
@@ -64,8 +65,12 @@ def layerwise_effective_rank(
 
     if isinstance(model, MAELMForMaskedLM):
         kept_ids, kept_pos, kept_att = remove_masked_tokens(ids, attention, mask)
+        offset = position_offset(model.config.encoder_config)  # as MAELMForMaskedLM.forward
         encoder_states = model.encoder(
-            input_ids=kept_ids, attention_mask=kept_att, position_ids=kept_pos, output_hidden_states=True
+            input_ids=kept_ids,
+            attention_mask=kept_att,
+            position_ids=kept_pos + offset,
+            output_hidden_states=True,
         ).hidden_states
         kept_real = kept_att.bool() & ~boundaries.special[kept_ids]
         for layer, states in enumerate(encoder_states):

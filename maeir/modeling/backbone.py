@@ -122,14 +122,27 @@ def check_load_report(path: str | os.PathLike, info: dict, optional: Sequence[st
         raise InputError(path, None, "the weights do not fit config.json (" + "; ".join(detail) + ")")
 
 
+#: Model types whose position ids start after ``padding_idx`` (``config.pad_token_id``), as RoBERTa's.
+PADDING_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "bart")
+
+
+def position_offset(config: PretrainedConfig) -> int:
+    """The position id of a sequence's first token: ``pad_token_id + 1`` for RoBERTa-like models, else 0.
+
+    A method that passes explicit ``position_ids`` (MAE-LM's compacted encoder input) adds this to its
+    0-based positions, so the encoder sees the position embeddings it uses without explicit ids.
+    """
+    if config.model_type in PADDING_OFFSET_POSITIONS:
+        return (getattr(config, "pad_token_id", None) or 0) + 1
+    return 0
+
+
 def max_positions(config: PretrainedConfig) -> int | None:
     """The longest input (tokens, specials included) the backbone's position embeddings allow, or None."""
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None or getattr(config, "position_embedding_type", "absolute") != "absolute":
         return None
-    if config.model_type in ("roberta", "xlm-roberta", "camembert", "longformer", "bart"):
-        positions -= (getattr(config, "pad_token_id", None) or 0) + 1  # positions start after padding_idx
-    return positions
+    return positions - position_offset(config)  # RoBERTa: positions start after padding_idx
 
 
 def check_max_length(config: PretrainedConfig, length: int | None, field: str) -> None:
@@ -161,19 +174,25 @@ def mlm_head(masked_lm: PreTrainedModel) -> nn.Module:
     """The module that maps final hidden states to vocabulary logits (transform + tied decoder).
 
     Found as the one child of the masked-LM model that is not its base model (``cls`` for BERT,
-    ``lm_head`` for RoBERTa); its output layer is ``get_output_embeddings()``.
+    ``lm_head`` for RoBERTa); its output layer is ``get_output_embeddings()``. Where the head is split
+    into sibling modules ending with the output layer (ELECTRA's ``generator_predictions`` and
+    ``generator_lm_head``), a ``Sequential`` of them in registration order.
     """
     base = masked_lm.base_model
     heads = [
         child for child in masked_lm.children() if child is not base and any(True for _ in child.parameters())
     ]
+    output = masked_lm.get_output_embeddings()
+    if len(heads) > 1 and heads[-1] is output:
+        # ELECTRA: transform (``generator_predictions``) and output layer (``generator_lm_head``) are
+        # siblings, applied in the order they are registered; a Sequential over them holds no new weight.
+        return nn.Sequential(*heads)
     if len(heads) != 1:
         raise NotImplementedError(
             f"{type(masked_lm).__name__}: expected one MLM head module beside the base model, found "
             f"{[type(h).__name__ for h in heads]}; BERT-like masked-LM models are supported"
         )
     head = heads[0]
-    output = masked_lm.get_output_embeddings()
     if output is None or not any(output is module for module in head.modules()):
         raise NotImplementedError(
             f"{type(masked_lm).__name__}: its output embeddings are not inside its head"

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig
 
+from ..errors import ConfigError
 from .padding_free import VARLEN_ATTENTION, run_layers_padding_free
 
 
@@ -38,7 +39,22 @@ def decoder_attention_mask(
 def decoder_config(
     backbone_config: PretrainedConfig, num_layers: int, dropout: float | None = None
 ) -> PretrainedConfig:
-    """The backbone config adapted for decoder layers: self-attention only, SDPA, optional dropout."""
+    """The backbone config adapted for decoder layers: self-attention only, SDPA, optional dropout.
+
+    Raises :class:`~maeir.errors.ConfigError` for a backbone whose word embeddings are narrower than its
+    layers (ELECTRA-small's ``embedding_size`` 128 < ``hidden_size`` 256): the decoders read the
+    embedding block's output and word-embedding rows as hidden states, which needs the same width.
+    """
+    width = getattr(backbone_config, "embedding_size", None)
+    if width is not None and width != backbone_config.hidden_size:
+        raise ConfigError(
+            None,
+            None,
+            f"the backbone's embedding_size {width} differs from its hidden_size "
+            f"{backbone_config.hidden_size} (its embeddings are projected); the decoders of MAE-LM, "
+            "Dial-MAE and CoT-MAE v2 need embeddings as wide as the layers (method mlm works)",
+            "model_name_or_path",
+        )
     config = copy.deepcopy(backbone_config)
     config.num_hidden_layers = num_layers
     config.is_decoder = False

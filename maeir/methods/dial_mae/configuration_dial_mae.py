@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from ...modeling.backbone import max_positions
 from ...modeling.base import PretrainingConfig
 
 
@@ -85,10 +86,13 @@ class DialMAEConfig(PretrainingConfig):
             raise ValueError(f"decoder_layers must be >= 1, got {self.decoder_layers}")
         if self.decoder_loss_weight < 0:
             raise ValueError(f"decoder_loss_weight must be >= 0, got {self.decoder_loss_weight}")
-        positions = getattr(self.encoder_config, "max_position_embeddings", None)
+        # RoBERTa's positions start after padding_idx: fewer usable than max_position_embeddings
+        positions = None if self.encoder_config is None else max_positions(self.encoder_config)
         for name in ("context_max_length", "response_max_length"):
             value = getattr(self, name)
             if value < 3:
                 raise ValueError(f"{name} must be >= 3 ([CLS] token [SEP]), got {value}")
             if positions is not None and value > positions:
-                raise ValueError(f"{name}={value} exceeds the backbone's max_position_embeddings={positions}")
+                raise ValueError(
+                    f"{name}={value} exceeds the backbone's max_position_embeddings ({positions} usable)"
+                )

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-from ...modeling.backbone import masked_lm_loss
+from ...modeling.backbone import masked_lm_loss, position_offset
 from ...modeling.base import MaskedAutoEncoderPreTrainedModel
 from .configuration_mae_lm import MAELMConfig
 
@@ -84,18 +84,21 @@ class MAELMForMaskedLM(MaskedAutoEncoderPreTrainedModel):
 
         Args:
             encoder_input_ids: kept (unmasked) token ids, left-packed, ``[B, K]``.
-            encoder_position_ids: their original positions, ``[B, K]``.
+            encoder_position_ids: their original 0-based positions, ``[B, K]`` (shifted by
+                :func:`~maeir.modeling.backbone.position_offset` for the encoder: RoBERTa's start after padding).
             encoder_attention_mask: 1 for kept tokens, 0 for the compacted tensor's padding, ``[B, K]``.
             attention_mask: 1 for real tokens of the full sequence, ``[B, L]``.
             labels: original ids at masked positions, -100 elsewhere, ``[B, L]``.
         """
+        kept_positions = encoder_position_ids  # 0-based slots of the full-length sequence
+        encoder_position_ids = kept_positions + position_offset(self.config.encoder_config)  # RoBERTa: +pad+1
         encoded = self.encode_tokens(
             encoder_input_ids, encoder_attention_mask, position_ids=encoder_position_ids
         )
         length = attention_mask.shape[1]
         mask_embedding = self.get_input_embeddings().weight[self.config.mask_token_id]
         hidden = scatter_to_full_length(
-            encoded, encoder_position_ids, encoder_attention_mask, mask_embedding, length
+            encoded, kept_positions, encoder_attention_mask, mask_embedding, length
         )
         positions = torch.arange(length, device=hidden.device).unsqueeze(0)
         hidden = self.decoder_embedding_norm(hidden + self.decoder_position_embeddings(positions))
