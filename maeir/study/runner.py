@@ -280,6 +280,7 @@ class StudyRunner:
         stage["precondition"] = verdict
         self._save()
         if not verdict["passed"]:
+            self.report()
             beaten = {k: v for k, v in verdict.items() if isinstance(v, dict)}
             raise ConfigError(
                 self.args.config, None,
@@ -396,7 +397,11 @@ class StudyRunner:
 
     def report(self) -> None:
         """Rewrite report.md and the plots from ``study.json`` (main process only)."""
-        if int(os.environ.get("RANK", "0")) != 0 or not self.study["runs"]:
+        if int(os.environ.get("RANK", "0")) != 0:
+            return
+        if not self.study.get("runs"):
+            if self.study.get("stages"):  # stopped before any arm (e.g. the teacher precondition): say so
+                write_report(self.study, self.out)
             return
         runs = self.study["runs"]
         stages = list(dict.fromkeys(r["stage"] for r in runs))

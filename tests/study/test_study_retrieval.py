@@ -162,6 +162,8 @@ def test_teacher_gate_stops_the_study_unless_the_teacher_beats_the_student(tmp_p
     runner = study_runner.StudyRunner.__new__(study_runner.StudyRunner)
     runner.args = type("A", (), {"config": "s.yaml"})()
     runner.out, runner.study = tmp_path, {}
+    reports = []
+    runner.report = lambda: reports.append(True)  # a stopped study still writes its report (the verdict)
     stage = {"eval": {"rerank": {"MRR@10": 0.5}, "first_stage": {"MRR@10": 0.1},
                       "rerank_student_top": {"MRR@10": rerank}, "student": {"MRR@10": student}}}  # fmt: skip
     spec = {"require_beats": ["first_stage", "student"]}
@@ -173,6 +175,7 @@ def test_teacher_gate_stops_the_study_unless_the_teacher_beats_the_student(tmp_p
     assert stage["precondition"]["passed"] is passed
     assert stage["precondition"]["first_stage"]["beats"] is True
     assert (tmp_path / "study.json").is_file()  # written before the refusal
+    assert reports == ([] if passed else [True])
 
 
 def test_an_arm_with_only_finetune_fields_is_not_post_trained(tmp_path, monkeypatch):
