@@ -439,6 +439,12 @@ def _study_lines(study: dict, folder: str) -> list[str]:
     from maeir.study import summary
 
     runs = study.get("runs") or []
+    verdict = ((study.get("stages") or {}).get("teacher") or {}).get("precondition")
+    if not runs and verdict and not verdict.get("passed"):
+        failed = {k: v for k, v in verdict.items() if isinstance(v, dict) and not v.get("beats")}
+        said = "; ".join(f"teacher {v['teacher']:.3f} vs {k} {v[k]:.3f}" for k, v in failed.items())
+        return [f"committed study {folder}: stopped at its precondition, no arm distilled "
+                f"({verdict.get('metric', 'MRR@10')}: {said}; see {folder}/README.md)"]  # fmt: skip
     if not runs:
         return [f"committed study {folder}: study.json has no runs yet"]
     seeds = sorted({r["seed"] for r in runs}, key=str)

@@ -130,3 +130,14 @@ def test_readings_and_block_format(demo, tmp_path):
         "    reading: r",
         "    s",
     ]
+
+
+def test_a_study_stopped_at_its_teacher_precondition_says_so(demo):
+    verdict = {"metric": "MRR@10", "passed": False,
+               "first_stage": {"teacher": 0.165, "first_stage": 0.151, "beats": True},
+               "student": {"teacher": 0.201, "student": 0.236, "beats": False}}  # fmt: skip
+    study = {"runs": [], "stages": {"teacher": {"precondition": verdict}}}
+    (line,) = demo._study_lines(study, "studies/md2pr")
+    assert "stopped at its precondition" in line and "teacher 0.201 vs student 0.236" in line
+    assert "first_stage" not in line  # only what failed
+    assert demo._study_lines({"runs": []}, "x") == ["committed study x: study.json has no runs yet"]
