@@ -7,6 +7,7 @@ The parts of a Hugging Face masked-LM model are reached through its public acces
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Sequence
@@ -198,6 +199,11 @@ def mlm_head(masked_lm: PreTrainedModel) -> nn.Module:
             f"{type(masked_lm).__name__}: its output embeddings are not inside its head"
         )
     return head
+
+
+def takes_token_types(module: nn.Module) -> bool:
+    """Whether ``module.forward`` accepts ``token_type_ids`` (BERT-like embeddings and encoders do)."""
+    return "token_type_ids" in inspect.signature(module.forward).parameters
 
 
 def embedding_module(base_model: PreTrainedModel) -> nn.Module:

@@ -8,7 +8,6 @@ Every pre-training model holds the backbone as a complete ``*ForMaskedLM`` model
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 from typing import ClassVar
 
@@ -33,6 +32,7 @@ from .backbone import (
     load_masked_lm,
     mlm_head,
     resolve_backbone_path,
+    takes_token_types,
     transformer_layers,
 )
 from .decoder import ShallowDecoder, decoder_config
@@ -133,7 +133,7 @@ class MaskedAutoEncoderPreTrainedModel(PreTrainedModel):
         the encoder runs on the real tokens only (zeros at padding in the result).
         """
         encoder = self.encoder
-        takes_types = "token_type_ids" in inspect.signature(encoder.forward).parameters
+        takes_types = takes_token_types(encoder)
         if takes_types and token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         if self.config.padding_free:

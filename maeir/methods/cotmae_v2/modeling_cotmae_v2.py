@@ -26,7 +26,6 @@ The two views go through each decoder as one batch of ``2N`` rows. ``L = L_enc +
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from ...modeling.backbone import (
     embedding_module,
     masked_lm_loss,
     resolve_backbone_path,
+    takes_token_types,
 )
 from ...modeling.base import MaskedAutoEncoderPreTrainedModel
 from ...modeling.decoder import ShallowDecoder
@@ -82,10 +82,6 @@ class CoTMAEv2Output(ModelOutput):
     sparse_indices: torch.LongTensor | None = None
     sparse_view: torch.FloatTensor | None = None
     encoder_last_hidden_state: torch.FloatTensor | None = None
-
-
-def _takes_token_types(module: nn.Module) -> bool:
-    return "token_type_ids" in inspect.signature(module.forward).parameters
 
 
 class CoTMAEv2ForPretraining(MaskedAutoEncoderPreTrainedModel):
@@ -280,7 +276,7 @@ class CoTMAEv2ForPretraining(MaskedAutoEncoderPreTrainedModel):
         """
         views = [v for v in self.config.views if v in view_vectors]
         embeddings = self.embeddings
-        extra = {"token_type_ids": torch.zeros_like(input_ids)} if _takes_token_types(embeddings) else {}
+        extra = {"token_type_ids": torch.zeros_like(input_ids)} if takes_token_types(embeddings) else {}
         context = embeddings(input_ids=input_ids, **extra)[:, 1:]
         rows = torch.cat(
             [torch.cat([view_vectors[v].unsqueeze(1).to(context.dtype), context], dim=1) for v in views]

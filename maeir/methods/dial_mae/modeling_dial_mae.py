@@ -13,14 +13,13 @@ response-selection bi-encoder later scores with.
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
-from ...modeling.backbone import embedding_module, masked_lm_loss
+from ...modeling.backbone import embedding_module, masked_lm_loss, takes_token_types
 from ...modeling.base import MaskedAutoEncoderPreTrainedModel
 from .configuration_dial_mae import DialMAEConfig
 
@@ -46,10 +45,6 @@ class DialMAEOutput(ModelOutput):
     decoder_logits: torch.FloatTensor | None = None
     encoder_last_hidden_state: torch.FloatTensor | None = None
     decoder_last_hidden_state: torch.FloatTensor | None = None
-
-
-def _takes_token_types(module: nn.Module) -> bool:
-    return "token_type_ids" in inspect.signature(module.forward).parameters
 
 
 class DialMAEForPretraining(MaskedAutoEncoderPreTrainedModel):
@@ -94,7 +89,7 @@ class DialMAEForPretraining(MaskedAutoEncoderPreTrainedModel):
         dialogue_embedding = encoded[:, :1]  # final-layer [CLS], before any pooler
         embeddings = self.embeddings
         extra = (
-            {"token_type_ids": torch.zeros_like(decoder_input_ids)} if _takes_token_types(embeddings) else {}
+            {"token_type_ids": torch.zeros_like(decoder_input_ids)} if takes_token_types(embeddings) else {}
         )
         response = embeddings(input_ids=decoder_input_ids, **extra)
         hidden = torch.cat([dialogue_embedding.to(response.dtype), response[:, 1:]], dim=1)
