@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def corpus_texts(names: Sequence[str]) -> list[str]:
@@ -60,12 +61,19 @@ def encoder_folder(model_path: str) -> str:
     return str(encoder) if encoder.is_dir() else resolve_backbone_path(model_path)
 
 
-def load_encoder(model_path: str):
-    """The plain encoder (``AutoModel``) of a run folder or backbone, and its tokenizer."""
+def load_encoder(model_path: str, encoder_overrides: dict[str, Any] | None = None):
+    """The plain encoder (``AutoModel``) of a run folder or backbone, and its tokenizer.
+
+    ``encoder_overrides`` change the backbone config before loading, as the drivers'
+    ``--encoder_overrides`` do (e.g. ``{"num_hidden_layers": 2}``: the first two layers only)."""
     from transformers import AutoModel, AutoTokenizer
 
     path = encoder_folder(model_path)
     encoder = AutoModel.from_pretrained(
-        path, local_files_only=True, use_safetensors=True, attn_implementation="sdpa"
+        path,
+        local_files_only=True,
+        use_safetensors=True,
+        attn_implementation="sdpa",
+        **(encoder_overrides or {}),
     )
     return encoder, AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -39,13 +39,22 @@ paired t interval over the per-seed differences of the shared seeds ("seeds (t)"
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
 from ..io_utils import atomic_write_text
+from .formatting import (
+    diff_cell,
+    diff_row,
+    duration,
+    fmt,
+    interval,
+    key_value_table,
+    mean_cell,
+    signed,
+)
 from .stats import mean_ci, paired_difference_by_units
 
 REPORT_NAME = "report.md"
@@ -91,7 +100,7 @@ def verdict(diff: dict | None, control: str, digits: int = 3) -> str:
     """One line: ``higher than X control: +0.031 [+0.012, +0.050]`` or ``no difference detectable``."""
     if diff is None:
         return "no comparison (no shared seeds with the control)"
-    text = f"{_signed(diff['mean_difference'], digits)} {_interval(diff['ci'], digits)}"
+    text = f"{signed(diff['mean_difference'], digits)} {interval(diff['ci'], digits)}"
     if diff["excludes_zero"]:
         direction = "higher" if diff["mean_difference"] > 0 else "lower"
         return f"{direction} than {control} control: {text}"
@@ -125,20 +134,13 @@ def comparison_table(
                 entry = metrics[metric]
                 to_control = entry["diff_to_control"]
                 to_none = entry["diff_to_references"].get("none")
-                vs_control = "control" if arm == study["control"] else _diff_cell(to_control)
-                vs_none = "—" if arm == "none" or to_none is None else _diff_cell(to_none)
+                vs_control = "control" if arm == study["control"] else diff_cell(to_control)
+                vs_none = "—" if arm == "none" or to_none is None else diff_cell(to_none)
                 lines.append(
-                    f"| [{study.get('name', link)}]({link}) | {stage} | {metric} | `{arm}` | {_mean_cell(entry)} "
-                    f"| {vs_control} | {vs_none} | {budget} | {_duration(study.get('wall_time_s', 0.0))} |"
+                    f"| [{study.get('name', link)}]({link}) | {stage} | {metric} | `{arm}` | {mean_cell(entry)} "
+                    f"| {vs_control} | {vs_none} | {budget} | {duration(study.get('wall_time_s', 0.0))} |"
                 )
     return "\n".join(lines)
-
-
-def _diff_cell(diff: dict | None) -> str:
-    if diff is None:
-        return "n/a"
-    mark = " **✓**" if diff["excludes_zero"] else ""
-    return f"{_signed(diff['mean_difference'])} {_interval(diff['ci'])}{mark}"
 
 
 def write_report(
@@ -178,7 +180,7 @@ def write_report(
 
     lines += _teacher_section(study)
     if study.get("protocol"):
-        lines += ["## Protocol", "", *_key_value_table(study["protocol"]), ""]
+        lines += ["## Protocol", "", *key_value_table(study["protocol"]), ""]
 
     for stage, arms in stats.items():
         lines += [f"## Stage: {stage}", ""]
@@ -188,9 +190,9 @@ def write_report(
         lines.append("|---" * (len(metrics) + 2) + "|")
         table = _stage_runs(study, stage)
         for arm, entries in arms.items():
-            cells = [_mean_cell(entries[m]) if m in entries else "–" for m in metrics]
+            cells = [mean_cell(entries[m]) if m in entries else "–" for m in metrics]
             walls = [r["wall_time_s"] for r in table[arm].values() if r.get("wall_time_s") is not None]
-            wall = _duration(sum(walls) / len(walls)) + " / run" if walls else "–"
+            wall = duration(sum(walls) / len(walls)) + " / run" if walls else "–"
             lines.append(f"| `{arm}` | " + " | ".join(cells) + f" | {wall} |")
         lines.append("")
         for baseline in [control, *references]:
@@ -206,7 +208,7 @@ def write_report(
                         if baseline == control
                         else entries[metric]["diff_to_references"].get(baseline)
                     )
-                    rows.append(_diff_row(arm, metric, diff))
+                    rows.append(diff_row(arm, metric, diff))
             if rows:
                 lines += [
                     f"Paired difference to `{baseline}` (arm − {baseline}; bootstrap over units, "
@@ -220,9 +222,9 @@ def write_report(
 
     lines += ["## Wall time and machine", ""]
     if study.get("wall_time_s") is not None:
-        lines += [f"Total wall time: {_duration(float(study['wall_time_s']))}", ""]
+        lines += [f"Total wall time: {duration(float(study['wall_time_s']))}", ""]
     if study.get("machine"):
-        lines += [*_key_value_table(study["machine"]), ""]
+        lines += [*key_value_table(study["machine"]), ""]
     if study.get("command"):
         lines += ["## Reproduce", "", "```bash", str(study["command"]).strip(), "```", ""]
     changes = study.get("protocol_changes") or []
@@ -238,7 +240,7 @@ def write_report(
             "|---|---|---|---|---|",
         ]
         for run in superseded:
-            metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in run.get("metrics", {}).items())
+            metrics = ", ".join(f"{k} {fmt(v)}" for k, v in run.get("metrics", {}).items())
             lines.append(
                 f"| `{run['arm']}` | {run['seed']} | {run['stage']} | {metrics} | {run.get('superseded_by', '')} |"
             )
@@ -278,7 +280,7 @@ def _teacher_section(study: dict) -> list[str]:
     lines = ["## The teacher (precondition)", "", "| system | MRR@10 | nDCG@10 |", "|---|---|---|"]
     for view, values in teacher["eval"].items():
         lines.append(
-            f"| {names.get(view, view)} | {_fmt(values.get('MRR@10'))} | {_fmt(values.get('nDCG@10'))} |"
+            f"| {names.get(view, view)} | {fmt(values.get('MRR@10'))} | {fmt(values.get('nDCG@10'))} |"
         )
     verdict = teacher.get("precondition")
     if verdict:
@@ -286,7 +288,13 @@ def _teacher_section(study: dict) -> list[str]:
         lines += ["", f"Precondition (the teacher must beat {', '.join(beaten)} on MRR@10): "
                   + ("**passed**" if verdict.get("passed") else "**failed**: nothing is distilled")]  # fmt: skip
     if teacher.get("wall_time_s") is not None:
-        lines += ["", f"Teacher training wall time: {_duration(float(teacher['wall_time_s']))}"]
+        lines += ["", f"Teacher training wall time: {duration(float(teacher['wall_time_s']))}"]
+    if teacher.get("reused"):
+        lines += [
+            "",
+            "The teacher folder was in place before the study (same `teacher.args`): not trained "
+            "again; its evaluation is its training driver's own (`teacher/eval_<split>/metrics.json`).",
+        ]
     return [*lines, ""]
 
 
@@ -403,73 +411,3 @@ def _jsonable_ci(entry: dict) -> dict:
         return value
 
     return {k: clean(v) for k, v in entry.items()}
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.1f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
-
-
-def _signed(value: float | None, digits: int = 3) -> str:
-    text = _fmt(value, digits)
-    return text if text == "n/a" or text.startswith("-") else "+" + text
-
-
-def _interval(ci: list | None, digits: int = 3) -> str:
-    if not ci or ci[0] is None or ci[1] is None:
-        return "[n/a]"
-    return f"[{_signed(ci[0], digits)}, {_signed(ci[1], digits)}]"
-
-
-def _mean_cell(entry: dict) -> str:
-    if entry["half_width"] is None:
-        return f"{_fmt(entry['mean'])} (n={entry['n']}, no CI)"
-    return f"{_fmt(entry['mean'])} ± {_fmt(entry['half_width'])} (n={entry['n']})"
-
-
-def _diff_row(arm: str, metric: str, diff: dict | None) -> str:
-    if diff is None:
-        return f"| `{arm}` | {metric} | n/a | n/a | n/a | n/a | no shared seeds |"
-    p = diff.get("p_value")
-    if p is None:
-        p_text = "n/a"
-    elif p == 0 and diff.get("n_resamples"):
-        p_text = f"< {1 / diff['n_resamples']:.0e}"
-    else:
-        p_text = f"{p:.3g}"
-    excludes = "**yes**" if diff["excludes_zero"] else "no"
-    return (
-        f"| `{arm}` | {metric} | {_signed(diff['mean_difference'])} | {_interval(diff['ci'])} | {p_text} "
-        f"| {excludes} | {diff['method']}, {len(diff['seeds'])} seeds"
-        + (f", {diff['n_units']} units" if diff.get("n_units") else "")
-        + " |"
-    )
-
-
-def _key_value_table(mapping: dict) -> list[str]:
-    rows = ["| key | value |", "|---|---|"]
-    for key, value in _flatten(mapping):
-        text = value if isinstance(value, str) else json.dumps(value)
-        text = text.replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{key}` | {text} |")
-    return rows
-
-
-def _flatten(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
-    items: list[tuple[str, Any]] = []
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            items += _flatten(value, name + ".")
-        else:
-            items.append((name, value))
-    return items
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.2f} h"

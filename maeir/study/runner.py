@@ -37,6 +37,7 @@ from .config import (
 from .plots import plot_bars, plot_curves, plot_effective_rank
 from .report import write_report
 from .tasks import TASKS
+from .teacher import build_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -195,99 +196,8 @@ class StudyRunner:
         self._save()
 
     def build_teacher(self, task=None) -> None:
-        """The shared cross-encoder ranker (``teacher:``, :mod:`maeir.cli.train_reranker`), trained once
-        into ``{teacher}`` on the task's BEIR folder (unless ``beir`` is given); its own evaluation (BM25
-        re-ranked, and BM25 itself) is recorded under ``stages.teacher``.
-
-        Optional keys beside ``args``: ``mine`` (``{retriever, depth, num_negatives, skip_top}``: the
-        training negatives are mined by that retriever, e.g. the student itself, with
-        :mod:`maeir.cli.mine_negatives`, instead of ``args.negatives``); ``evaluate_on_student_top``
-        (K: the teacher also re-ranks the student's own dense top K on the evaluation split: the
-        comparison that says whether it can teach the student anything); ``require_beats`` (names
-        among ``first_stage`` (BM25) and ``student``: the study stops with a
-        :class:`~maeir.errors.ConfigError` when the teacher's re-ranking MRR@10 does not exceed theirs,
-        the verdict kept in ``stages.teacher.precondition``)."""
-        spec = self.config.get("teacher")
-        folder = self.out / "teacher"
-        if not spec:
-            return
-        if not (folder / "maeir_run.json").is_file():
-            fields = substitute(dict(spec["args"]), self.names())
-            if getattr(task, "beir", None):
-                fields.setdefault("beir", task.beir)
-            start = time.time()
-            stage: dict[str, Any] = {}
-            if spec.get("mine"):
-                mine = {"split": "train", **substitute(dict(spec["mine"]), self.names())}
-                mine.update(beir=fields.get("beir"), output=str(self.out / "teacher_negatives.jsonl"))
-                stage["mine"] = {**mine, **run_driver("mine_negatives", mine)}
-                fields["train_file"] = mine["output"]
-            fields.update(output_dir=str(folder), save_strategy="no")
-            result = run_driver("train_reranker", fields)
-            stage.update(wall_time_s=round(time.time() - start, 1), fields=fields)
-            if result.get("eval"):
-                stage["eval"] = {
-                    view: {k: v for k, v in values.items() if isinstance(v, (int, float))}
-                    for view, values in result["eval"].get("views", {}).items()
-                }
-            del result
-            gc.collect()
-            self.study.setdefault("stages", {})["teacher"] = stage
-            self._save()
-        stage = self.study.setdefault("stages", {}).setdefault("teacher", {})
-        depth = spec.get("evaluate_on_student_top")
-        if depth and "student" not in stage.get("eval", {}):
-            self.evaluate_teacher_on_student(task, int(depth), stage)
-        self.check_teacher(spec, stage)
-
-    def evaluate_teacher_on_student(self, task, depth: int, stage: dict[str, Any]) -> None:
-        """Re-rank the student's own dense top ``depth`` with the teacher (``stages.teacher.eval``:
-        ``student`` = the student alone over the whole corpus, the very run of the zero-shot probe;
-        ``rerank_student_top`` = that run's top ``depth`` re-ranked; both scored by the task)."""
-        from ..retrieval.evaluation import read_trec_run, write_trec_run
-
-        model, tokenizer = task.load(self.start_model())
-        student_run = task.probe_run(model, tokenizer)
-        del model
-        work = self.out / "teacher_eval_student"
-        write_trec_run(work / "student.trec", student_run, tag="student")
-        run_driver(
-            "rerank",
-            {"model": str(self.out / "teacher"), "run": str(work / "student.trec"), "beir": task.beir,
-             "split": task.split, "output_dir": str(work / "rerank"), "depth": depth, "show_progress": False},
-        )  # fmt: skip
-        reranked = read_trec_run(work / "rerank" / "run.trec")
-        evals = stage.setdefault("eval", {})
-        for view, run in (("student", student_run), ("rerank_student_top", reranked)):
-            evals[view] = task.score_runs({view: run}, prefix=False)[0]
-        evals["rerank_student_top"]["depth"] = depth
-        self._save()
-
-    def check_teacher(self, spec: dict[str, Any], stage: dict[str, Any]) -> None:
-        """The precondition gate (``teacher.require_beats``); the verdict is recorded either way."""
-        required = spec.get("require_beats") or []
-        if not required:
-            return
-        evals = stage.get("eval", {})
-        verdict: dict[str, Any] = {"metric": "MRR@10", "passed": True}
-        for name in required:
-            teacher = (evals.get("rerank_student_top") if name == "student" else evals.get("rerank")) or {}
-            other = evals.get(name) or {}
-            t, o = teacher.get("MRR@10"), other.get("MRR@10")
-            ok = t is not None and o is not None and t > o
-            verdict[name] = {"teacher": t, name: o, "beats": ok}
-            verdict["passed"] = verdict["passed"] and ok
-        stage["precondition"] = verdict
-        self._save()
-        if not verdict["passed"]:
-            self.report()
-            beaten = {k: v for k, v in verdict.items() if isinstance(v, dict)}
-            raise ConfigError(
-                self.args.config, None,
-                f"the teacher does not beat {required} ({beaten}); nothing is distilled from a teacher "
-                "that ranks worse (the verdict is in study.json, stages.teacher.precondition)",
-                "teacher.require_beats",
-            )  # fmt: skip
+        """The shared cross-encoder teacher of a retrieval study (:func:`maeir.study.teacher.build_teacher`)."""
+        build_teacher(self, task)
 
     def start_model(self) -> str:
         """What every arm starts from: the shared base run, or ``post_training.args.model_name_or_path``

@@ -8,15 +8,18 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from maeir.cli import study as study_driver
 from maeir.study import runner as study_runner
+from maeir.study import teacher as study_teacher
 from maeir.study.config import load_study_config
 from maeir.study.tasks import RetrievalTask
 
 REPO = Path(__file__).resolve().parents[2]
 COTMAE = REPO / "configs/study/cotmae_v2_cpu.yaml"
 MD2PR = REPO / "configs/study/md2pr_cpu.yaml"
+MD2PR_SMALL_STUDENT = REPO / "configs/study/md2pr_small_student_cpu.yaml"
 
 
 def run_study(config: Path, output_dir: Path) -> dict:
@@ -146,6 +149,50 @@ def test_md2pr_smoke_runs_every_arm_with_its_terms(md2pr_smoke):
     assert "dense_MRR@10" in report and "## The teacher (precondition)" in report
 
 
+def test_a_teacher_folder_in_place_is_reused_with_its_own_evaluation(md2pr_smoke, tmp_path):
+    """A teacher already in ``OUTPUT_DIR/teacher`` (same ``teacher.args``, e.g. copied from another study)
+    is not trained again: its training driver's own evaluation is recorded, marked ``reused``; the
+    small-student study (its student cut by ``encoder_overrides``) then runs every arm from it."""
+    import shutil
+
+    source, _ = md2pr_smoke
+    out = tmp_path / "small_student"
+    shutil.copytree(source / "teacher", out / "teacher")
+    shutil.copytree(source / "tokenizer", out / "tokenizer")  # the smoke student's vocabulary = the teacher's
+    weights = (out / "teacher" / "model.safetensors").read_bytes()
+    study = run_study(MD2PR_SMALL_STUDENT, out)
+    check_every_run_recorded(out, study, MD2PR_SMALL_STUDENT)
+    teacher = study["stages"]["teacher"]
+    assert teacher["reused"] is True and "mine" not in teacher
+    assert (out / "teacher" / "model.safetensors").read_bytes() == weights  # not trained again
+    own = json.loads((source / "teacher" / "eval_test" / "metrics.json").read_text())["views"]
+    assert teacher["eval"]["first_stage"]["MRR@10"] == own["first_stage"]["MRR@10"]
+    assert teacher["eval"]["rerank"]["MRR@10"] == own["rerank"]["MRR@10"]
+    assert teacher["fields"]["max_steps"] == 2  # the reused folder's own record (maeir_run.json)
+    assert teacher["eval"]["student"]["MRR@10"] == pytest.approx(probes_mrr(study), abs=1e-9)
+
+
+def test_evaluation_encoder_overrides_cut_the_probed_student(tiny_backbone_dir):
+    """``encoder_overrides`` (default: the fine-tuning student's own) load the start model's first
+    layers only, with the full model's weights for them."""
+    from transformers import AutoModel
+
+    config = load_study_config(MD2PR_SMALL_STUDENT, smoke=True)
+    task = RetrievalTask(config["evaluation"], {"args": {"encoder_overrides": "num_hidden_layers=1"}})
+    cut, _ = task.load(tiny_backbone_dir)
+    full = AutoModel.from_pretrained(tiny_backbone_dir)
+    assert full.config.num_hidden_layers > 1 and cut.config.num_hidden_layers == 1
+    assert len(cut.encoder.layer) == 1
+    for name, value in cut.state_dict().items():
+        if not name.startswith("pooler."):  # a masked-LM backbone has no pooler: fresh in both
+            assert torch.equal(value, full.state_dict()[name]), name
+    explicit = RetrievalTask(
+        {**config["evaluation"], "encoder_overrides": {}},
+        {"args": {"encoder_overrides": "num_hidden_layers=1"}},
+    )
+    assert len(explicit.load(tiny_backbone_dir)[0].encoder.layer) == full.config.num_hidden_layers
+
+
 def probes_mrr(study: dict) -> float:
     (value,) = {r["metrics"]["MRR@10"] for r in study["runs"] if r["stage"] == "probe"}
     return value
@@ -168,10 +215,10 @@ def test_teacher_gate_stops_the_study_unless_the_teacher_beats_the_student(tmp_p
                       "rerank_student_top": {"MRR@10": rerank}, "student": {"MRR@10": student}}}  # fmt: skip
     spec = {"require_beats": ["first_stage", "student"]}
     if passed:
-        runner.check_teacher(spec, stage)
+        study_teacher.check_teacher(runner, spec, stage)
     else:
         with pytest.raises(ConfigError, match="does not beat"):
-            runner.check_teacher(spec, stage)
+            study_teacher.check_teacher(runner, spec, stage)
     assert stage["precondition"]["passed"] is passed
     assert stage["precondition"]["first_stage"]["beats"] is True
     assert (tmp_path / "study.json").is_file()  # written before the refusal

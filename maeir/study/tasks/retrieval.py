@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ...config_file import parse_key_values
 from ...errors import ConfigError
 from ...retrieval.evaluation import limit_queries
 from ..cli_bridge import run_driver
@@ -49,7 +50,9 @@ class RetrievalTask:
     :func:`maeir.datasets.embedded.retrieval_benchmark.embedded_retrieval_benchmark`), ``split`` (``test``),
     ``max_queries``, ``metrics`` (default MRR@10, nDCG@10; any :mod:`maeir.retrieval.evaluation` name),
     ``k`` (retrieval depth, 100), ``batch_size``, and the probe's recipe: ``query_max_length`` (64),
-    ``passage_max_length`` (96), ``pooling`` (``cls``), ``normalize`` (false), ``include_title`` (true).
+    ``passage_max_length`` (96), ``pooling`` (``cls``), ``normalize`` (false), ``include_title`` (true),
+    ``encoder_overrides`` (backbone config changes when the probe loads the start model, e.g.
+    ``num_hidden_layers=2`` for a student cut to its first layers; default: ``finetune.args``' own).
 
     Probe (no fine-tuning): the post-trained encoder's pooled ([CLS]) vectors, dot product, exact
     search over the whole corpus (:func:`~maeir.retrieval.search.retrieve`), scored per query by
@@ -91,6 +94,10 @@ class RetrievalTask:
             "normalize": bool(evaluation.get("normalize", False)),
             "include_title": bool(evaluation.get("include_title", True)),
         }
+        self.encoder_overrides = parse_key_values(
+            evaluation.get("encoder_overrides", (finetune.get("args") or {}).get("encoder_overrides")),
+            source="evaluation.encoder_overrides",
+        )
         self.driver = finetune.get("driver", "finetune_retriever")
         if self.driver not in self.drivers:
             raise ConfigError(None, None, f"unknown fine-tuning driver; choose from {self.drivers}", "driver")
@@ -121,7 +128,7 @@ class RetrievalTask:
 
     def load(self, model_path: str):
         """The encoder whose pooled vectors the probe searches with, and its tokenizer."""
-        return load_encoder(model_path)
+        return load_encoder(model_path, self.encoder_overrides)
 
     def probe_run(self, model, tokenizer) -> dict[str, dict[str, float]]:
         """The zero-shot dense run of ``model`` (an encoder or a pre-training model) on the test queries."""
