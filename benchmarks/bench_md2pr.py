@@ -34,13 +34,13 @@ from pathlib import Path
 
 import torch
 
+from maeir.losses import contrastive_objective
 from maeir.methods.md2pr import CrossEncoderTeacher, MD2PRConfig
 from maeir.methods.md2pr.collator import MD2PRCollator
 from maeir.methods.md2pr.modeling_md2pr import MD2PRStudentModel
 from maeir.methods.md2pr.objective import md2pr_objective
 from maeir.retrieval.loading import load_bi_encoder
 from maeir.retrieval.modeling_cross_encoder import load_cross_encoder
-from maeir.trainers.contrastive import contrastive_objective
 
 if not __package__:  # run as a file (python benchmarks/bench_md2pr.py): make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -1,9 +1,10 @@
 """Cross-device negatives in a real 2-process run (gloo on CPU): same loss and gradients as one process.
 
 Each process holds half the batch in a DDP-wrapped bi-encoder and runs the trainer's per-process
-objective (:func:`maeir.trainers.contrastive.contrastive_objective`): all-gather with the local tensor
-put back, loss of the global batch multiplied by the world size. DDP then averages the gradients;
-the result must equal one process computing the loss of the whole batch.
+objective (:func:`maeir.losses.contrastive_objective`): all-gather with the local tensor put back,
+loss of the global batch multiplied by the world size. DDP then averages the gradients; the result
+must equal one process computing the loss of the whole batch. The same holds for the loss module
+with gradient caching (:class:`maeir.losses.BiEncoderLoss`, re-encoding in the backward hook).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _build(backbone: str, representation: str):
 
 
 def _objective(model, ddp_model, batch, step: int):
-    from maeir.trainers.contrastive import contrastive_objective
+    from maeir.losses import contrastive_objective
 
     out = ddp_model(**{k: v for k, v in batch.items() if k != "passage_mask"}, return_loss=False)
     query, passage = model.representation(out, "query"), model.representation(out, "passage")
@@ -70,8 +71,31 @@ def _worker(rank: int, port: int, backbone: str, batches: dict, out_dir: str) ->
                 "grads": grads,
             }
             torch.save(result, os.path.join(out_dir, f"{representation}-rank{rank}.pt"))
+            if representation == "dense":  # the same through the loss module with gradient caching
+                _cached(backbone, local, rank, out_dir)
     finally:
         dist.destroy_process_group()
+
+
+def _cached(backbone: str, local: dict, rank: int, out_dir: str) -> None:
+    """:class:`maeir.losses.BiEncoderLoss` with GradCache (chunks of 2 texts) on a DDP model: the
+    re-encoding runs in the backward hook, gradients all-reduced on the last chunk only."""
+    from maeir.losses import BiEncoderLoss
+
+    model = _build(backbone, "dense")
+    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    output = BiEncoderLoss(FLOPsRegularizer(1e-3, 5e-4, 4), gradient_cache_chunk_size=2)(
+        ddp, local, step=2, unwrapped=model
+    )
+    output.loss.backward()
+    grads = {n: t.grad.clone() for n, t in model.named_parameters() if t.grad is not None}
+    result = {
+        "world": dist.get_world_size(),
+        "loss": output.loss.item(),
+        "parts": output.parts,
+        "grads": grads,
+    }
+    torch.save(result, os.path.join(out_dir, f"dense-cached-rank{rank}.pt"))
 
 
 def test_two_process_negatives_equal_one_process(tmp_path, tiny_backbone_dir, tokenizer):
@@ -98,6 +122,7 @@ def test_two_process_negatives_equal_one_process(tmp_path, tiny_backbone_dir, to
         _worker, args=(_free_port(), tiny_backbone_dir, batches, str(tmp_path)), nprocs=WORLD, join=True,
         start_method="spawn",
     )  # fmt: skip
+    singles["dense-cached"] = singles["dense"]  # GradCache under DDP: the same loss and gradients
     for representation, (loss, parts, single) in singles.items():
         results = [
             torch.load(tmp_path / f"{representation}-rank{r}.pt", weights_only=False) for r in range(WORLD)
