@@ -1,5 +1,7 @@
-"""Trainer subclasses."""
+"""Trainer subclasses: :class:`RunFolderTrainer` (the base: loss parts, atomic run folder) and one per
+kind of run (pre-training, bi-encoder, ranker, MD2PR)."""
 
+from .base import RunFolderTrainer
 from .checkpointing import CheckpointingTrainer
 from .contrastive import ContrastiveTrainer
 from .distillation import MD2PRTrainer
@@ -12,4 +14,5 @@ __all__ = [
     "MD2PRTrainer",
     "PretrainingTrainer",
     "RankerTrainer",
+    "RunFolderTrainer",
 ]

@@ -3,12 +3,12 @@ negatives, FLOPs on a sparse view, gradient caching as an option of the loss).
 
 Implements the fine-tuning recipes of CoT-MAE v2 (InfoNCE over in-batch and hard negatives, FLOPs
 regulariser on the sparse view; docs/methods.md#cot-mae-v2) and Dial-MAE (in-batch + given negatives;
-docs/methods.md#dial-mae). A thin subclass of :class:`maeir.trainers.PretrainingTrainer` (atomic
+docs/methods.md#dial-mae). A thin subclass of :class:`maeir.trainers.base.RunFolderTrainer` (atomic
 checkpoints, per-part loss logging) that holds a :class:`maeir.losses.BiEncoderLoss` (cross-device
 negatives with the DDP gradient factor, GradCache: see that module) and overrides only
 
 * ``compute_loss``: the loss module's loss; its parts are logged;
-* ``_write_extras``: the saved folder also gets the plain towers, the recipe, the
+* ``write_run_files``: the saved folder also gets the plain towers, the recipe, the
   sentence-transformers files and a model card (:meth:`BiEncoderModel.write_extras`).
 
 Public API: :class:`ContrastiveTrainer`; :func:`contrastive_objective` (the per-process objective on
@@ -17,19 +17,16 @@ representations) is :mod:`maeir.losses.bi_encoder`'s, re-exported here.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ..cards import write_card
-from ..io_utils import atomic_write_json
 from ..losses.bi_encoder import BiEncoderLoss, contrastive_objective
 from ..losses.flops import FLOPsRegularizer
-from .pretraining import PretrainingTrainer
+from .base import RunFolderTrainer
 
 __all__ = ["ContrastiveTrainer", "contrastive_objective"]
 
 
-class ContrastiveTrainer(PretrainingTrainer):
+class ContrastiveTrainer(RunFolderTrainer):
     """``Trainer`` for :class:`maeir.modeling.BiEncoderModel` (see the module docstring).
 
     Args:
@@ -82,15 +79,12 @@ class ContrastiveTrainer(PretrainingTrainer):
     # -- saving ---------------------------------------------------------------------------------
     card_kind = "retriever"  # the model-card kind (maeir.cards) of the saved folders
 
-    def _write_extras(self, folder: str) -> None:
-        """Tokenizer, towers, recipe, sentence-transformers files, ``maeir_run.json`` and a card."""
+    def write_run_files(self, folder: str) -> dict[str, Any]:
+        """Tokenizer, towers, recipe and sentence-transformers files (plus :meth:`_write_method_files`)."""
         model = self.accelerator.unwrap_model(self.model)
         model.write_extras(folder, self.processing_class)
-        info = self.run_summary()
-        info["encoding_recipe"] = model.config.recipe()
-        atomic_write_json(Path(folder) / "maeir_run.json", info)
         self._write_method_files(folder)
-        write_card(folder, info, kind=self.card_kind)
+        return {"encoding_recipe": model.config.recipe()}
 
     def _write_method_files(self, folder: str) -> None:
         """Hook for the files a subclass adds to every save (MD2PR: its config)."""

@@ -12,10 +12,10 @@ It overrides
   steps, also when training by epochs), then
   :func:`maeir.methods.md2pr.objective.md2pr_objective`; every term, the false-negative count and rate,
   the threshold and the teacher's time per step (``teacher_seconds``) are logged;
-* ``training_step``: reports the true loss (the CE part of the back-propagated loss is multiplied by
-  the world size for DDP; docs/methods.md#pitfalls);
-* ``_write_extras``: card, ``maeir_run.json`` (with the MD2PR settings and false-negative totals) and
-  ``md2pr_config.json``;
+  the loss's value is the true loss, its gradient that of the back-propagated one (whose CE part is
+  multiplied by the world size for DDP; docs/methods.md#pitfalls);
+* ``run_summary`` / ``_write_method_files``: the MD2PR settings and false-negative totals in
+  ``maeir_run.json`` and the card, and ``md2pr_config.json``;
 * ``_load_from_checkpoint``: also restores the hidden projection (``md2pr_projection.safetensors``).
 
 Public API: :class:`MD2PRTrainer`.
@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from transformers import Trainer
 
 from ..io_utils import atomic_write_json
 from ..methods.md2pr.configuration_md2pr import MD2PRConfig
@@ -71,7 +69,6 @@ class MD2PRTrainer(ContrastiveTrainer):
         self._schedule_steps: int | None = None
         self.false_negative_total = 0
         self.teacher_seconds = 0.0
-        self._report_ratio = 1.0
         self._last_teacher_seconds: float | None = None
 
     # -- false-negative threshold ---------------------------------------------------------------
@@ -142,16 +139,12 @@ class MD2PRTrainer(ContrastiveTrainer):
                 self.false_negative_total += int(parts["false_negatives"].item())
             self.track_loss_parts(parts, device=loss.device)
             self._batches_consumed += 1
-        self._report_ratio = (report / loss.detach()).item() if loss.detach().abs().item() > 0 else 1.0
+        # the value reported is the true loss; the gradient is the back-propagated loss's (its CE part
+        # multiplied by the world size for DDP; docs/methods.md#pitfalls)
+        loss = loss + (report.to(loss.dtype) - loss).detach()
         if return_outputs:
             return loss, {"scores": outputs.scores, "teacher_scores": teacher_scores}
         return loss
-
-    def training_step(
-        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch=None
-    ) -> torch.Tensor:
-        loss = Trainer.training_step(self, model, inputs, num_items_in_batch)
-        return loss * self._report_ratio
 
     # -- saving / resuming ----------------------------------------------------------------------
     def run_summary(self) -> dict[str, Any]:

@@ -1,38 +1,19 @@
-"""The pre-training ``Trainer``: per-part loss logging, encoder export, model cards, atomic saves.
-
-A subclass of :class:`maeir.trainers.checkpointing.CheckpointingTrainer` (the run-folder lock, checkpoints
-that a kill cannot damage, crash-safe rotation, exact resumes with the collator's generator). It
-overrides as little as possible:
-
-* ``compute_loss`` keeps a running mean of every ``*_loss`` field of the model output
-  (:meth:`track_loss_parts`, which every trainer subclass reports its own parts to), and ``log``
-  adds those means (averaged over processes) to each training log line;
-* ``_save`` also writes ``encoder/`` (the plain backbone checkpoint + tokenizer), ``README.md``
-  (the model card) and ``maeir_run.json`` beside the full model; the final save into a run folder
-  moves each file into place atomically.
+"""``PretrainingTrainer``: the pre-training runs' trainer (:class:`maeir.trainers.base.RunFolderTrainer`,
+whose ``compute_loss`` is the model's own loss with its parts logged) that also exports the encoder:
+every save gets ``encoder/`` (the plain backbone checkpoint + tokenizer, with its own model card)
+beside the full model, its card and ``maeir_run.json``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..cards import write_card
-from ..io_utils import (
-    STAGING_PREFIX,
-    apply_umask,
-    atomic_write_json,
-    make_staging_directory,
-    move_contents_into,
-)
-from .checkpointing import CheckpointingTrainer
+from .base import RunFolderTrainer
 
 
-class PretrainingTrainer(CheckpointingTrainer):
+class PretrainingTrainer(RunFolderTrainer):
     """``Trainer`` for maeir pre-training models.
 
     Args:
@@ -41,87 +22,17 @@ class PretrainingTrainer(CheckpointingTrainer):
         (all other arguments: ``transformers.Trainer``)
     """
 
-    def __init__(self, *args, run_info: dict[str, Any] | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.run_info = dict(run_info or {})
-        self._part_sums: dict[str, torch.Tensor] = {}
-        self._part_count = 0
-
-    # -- losses ---------------------------------------------------------------------------------
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs)
-        if model.training:
-            self.track_loss_parts(
-                {key: value for key, value in outputs.items() if key.endswith("_loss") and value is not None}
-            )
-        loss = outputs["loss"]
-        return (loss, outputs) if return_outputs else loss
-
-    def track_loss_parts(self, parts: dict[str, torch.Tensor], device: torch.device | None = None) -> None:
-        """Add one training batch's loss parts to the running means that :meth:`log` reports.
-
-        Every trainer reports its parts here (detached, fp32, moved to ``device`` when given, so that
-        all processes reduce tensors on one device).
-        """
-        for key, value in parts.items():
-            value = value.detach().float()
-            if device is not None:
-                value = value.to(device)
-            self._part_sums[key] = self._part_sums.get(key, torch.zeros_like(value)) + value
-        self._part_count += 1
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._part_count:
-            for key in sorted(self._part_sums):
-                mean = self._part_sums[key] / self._part_count
-                logs[key] = round(self.accelerator.reduce(mean, reduction="mean").item(), 4)
-            self._part_sums, self._part_count = {}, 0
-        super().log(logs, start_time)
-
-    # -- saving ---------------------------------------------------------------------------------
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        if self._in_checkpoint or not self.args.should_save:
-            super()._save(output_dir, state_dict=state_dict)
-            if self.args.should_save:
-                self._write_extras(output_dir)
-            return
-        os.makedirs(output_dir, exist_ok=True)
-        staging = make_staging_directory(output_dir, f"{STAGING_PREFIX}final-")
-        try:
-            super()._save(staging, state_dict=state_dict)
-            self._write_extras(staging)
-        except OSError as err:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise OSError(err.errno, f"cannot write the model: {err.strerror or err}", output_dir) from err
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        apply_umask(staging)
-        move_contents_into(staging, output_dir)
+    card_kind = "pretraining"
 
     def _write_extras(self, folder: str) -> None:
-        """``encoder/``, ``README.md`` and ``maeir_run.json`` beside a saved full model."""
+        """``encoder/`` (with its card), ``README.md`` and ``maeir_run.json`` beside a saved full model."""
+        super()._write_extras(folder)
+        encoder = os.path.join(folder, "encoder")
+        if os.path.isdir(encoder):
+            write_card(encoder, self.run_summary(), kind="encoder")
+
+    def write_run_files(self, folder: str) -> dict[str, Any] | None:
         model = self.accelerator.unwrap_model(self.model)
-        tokenizer = self.processing_class
         if hasattr(model, "save_encoder"):
-            model.save_encoder(os.path.join(folder, "encoder"), tokenizer)
-        info = self.run_summary()
-        atomic_write_json(Path(folder) / "maeir_run.json", info)
-        write_card(folder, info, kind="pretraining")
-        write_card(os.path.join(folder, "encoder"), info, kind="encoder")
-
-    def run_summary(self) -> dict[str, Any]:
-        """What the model cards need: the run info plus final losses and training hyperparameters."""
-        losses: dict[str, float] = {}
-        for entry in self.state.log_history:
-            for key, value in entry.items():
-                if (key == "loss" or key.endswith("_loss")) and isinstance(value, (int, float)):
-                    losses[key] = float(value)
-        from ..cards import training_hyperparameters
-
-        hyperparameters = training_hyperparameters(
-            self.args, max_steps=self.state.max_steps, steps_done=self.state.global_step
-        )
-        hyperparameters.update(self.run_info.get("hyperparameters", {}))
-        return {**self.run_info, "hyperparameters": hyperparameters, "losses": losses}
+            model.save_encoder(os.path.join(folder, "encoder"), self.processing_class)
+        return None

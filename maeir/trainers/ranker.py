@@ -1,12 +1,12 @@
 """``RankerTrainer``: listwise CE training of a cross-encoder ranker over candidate groups (docs/methods.md#md2pr).
 
-A thin subclass of :class:`maeir.trainers.PretrainingTrainer` (atomic checkpoints, per-part logging). It
+A thin subclass of :class:`maeir.trainers.base.RunFolderTrainer` (atomic checkpoints, per-part logging). It
 overrides
 
 * ``compute_loss``: one logit per (query, passage) pair, reshaped to ``[B, G]`` groups (positive
   first), :func:`maeir.losses.listwise_cross_entropy` with padding slots masked; logs ``ranker_loss``
   and ``group_accuracy`` (share of groups whose positive scores highest);
-* ``_write_extras``: ``maeir_run.json`` and a ranker model card beside the checkpoint (the weights,
+* ``write_run_files``: the recipe in ``maeir_run.json`` beside the checkpoint and the ranker card (the weights,
   config with the recipe, and tokenizer are ``Trainer``'s own ``save_pretrained`` output).
 
 Groups are local to a process, so DDP's gradient average is exactly the global mean.
@@ -16,18 +16,14 @@ Public API: :class:`RankerTrainer`.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from ..cards import write_card
-from ..io_utils import atomic_write_json
 from ..losses.listwise_ce import listwise_cross_entropy
 from ..retrieval.modeling_cross_encoder import RECIPE_KEY
-from .pretraining import PretrainingTrainer
+from .base import RunFolderTrainer
 
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-class RankerTrainer(PretrainingTrainer):
+class RankerTrainer(RunFolderTrainer):
     """``Trainer`` for ``AutoModelForSequenceClassification(num_labels=1)`` rankers on group batches.
 
     Args:
@@ -55,9 +51,8 @@ class RankerTrainer(PretrainingTrainer):
             )
         return (loss, {"scores": scores}) if return_outputs else loss
 
-    def _write_extras(self, folder: str) -> None:
-        model = self.accelerator.unwrap_model(self.model)
-        info = self.run_summary()
-        info["recipe"] = getattr(model.config, RECIPE_KEY, None)
-        atomic_write_json(Path(folder) / "maeir_run.json", info)
-        write_card(folder, info, kind="reranker")
+    card_kind = "reranker"
+
+    def write_run_files(self, folder: str) -> dict:
+        """The recipe for ``maeir_run.json`` (weights, config and tokenizer are ``Trainer``'s own save)."""
+        return {"recipe": getattr(self.accelerator.unwrap_model(self.model).config, RECIPE_KEY, None)}
