@@ -85,6 +85,11 @@ class ResponseSelectionModelArguments:
     response_max_length: int = field(
         default=64, metadata={"help": "Response tokens kept (the FIRST ones), specials included."}
     )
+    padding_free: bool = field(
+        default=False,
+        metadata={"help": "Encode each batch's real tokens only, as one flat sequence (maeir.modeling.padding_free; "
+                  "same vectors up to float rounding; also for a bi-encoder folder)."},
+    )  # fmt: skip
 
 
 @dataclass
@@ -295,6 +300,7 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         validation_file = validation_file or str(files.valid)
 
     model, tokenizer = load_model(model_args.model_name_or_path, dialogue_recipe(model_args))
+    model.config.padding_free = model_args.padding_free
     check_max_length(model.config.encoder_config, model.config.query_max_length, "context_max_length")
     check_max_length(model.config.encoder_config, model.config.passage_max_length, "response_max_length")
     groups = read_response_selection(train_file)
