@@ -118,6 +118,17 @@ def test_readings_and_block_format(demo, tmp_path):
         json.dumps({"headline_stage": "finetune", "runs": runs})
     )
     assert "(studies/md2pr, below) is the evidence" in demo.md2pr_reading([ranker], 24, tmp_path)
+    # a study that compared its arms is the evidence over one that stopped at its teacher gate
+    (tmp_path / "studies" / "md2pr" / "study.json").write_text(
+        json.dumps({"headline_stage": "finetune", "runs": []})
+    )
+    (tmp_path / "studies" / "md2pr_small_student").mkdir()
+    (tmp_path / "studies" / "md2pr_small_student" / "study.json").write_text(
+        json.dumps({"headline_stage": "finetune", "runs": runs})
+    )
+    assert "(studies/md2pr_small_student, below) is the evidence" in demo.md2pr_reading(
+        [ranker], 24, tmp_path
+    )
     row = {"task": "t", "model": "m", "post_training_steps": 0, "post_training_final_loss": None,
            "accuracy": 0.5, "macro_f1": None, "seconds": 1.0, "metrics": {"MRR": 0.25}}  # fmt: skip
     text = demo.format_summary([{"title": "B", "rows": [row], "reading": ["reading: r"], "studies": ["s"]}])
