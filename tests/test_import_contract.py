@@ -33,3 +33,11 @@ def test_cli_contract_lists_every_other_top_level_module():
     listed = set(config["importlinter:contract:cli-on-top"]["source_modules"].split())
     top_level = {f"maeir.{m.name}" for m in pkgutil.iter_modules(maeir.__path__)} - {"maeir.cli"}
     assert listed == top_level
+
+
+def test_no_library_file_is_over_450_lines():
+    """The layout's size rule (issue 12): a module that grows past 450 lines is split by topic."""
+    sizes = {str(p.relative_to(REPO)): len(p.read_text(encoding="utf-8").splitlines())
+             for p in (REPO / "maeir").rglob("*.py")}  # fmt: skip
+    assert len(sizes) > 50
+    assert {path: n for path, n in sizes.items() if n > 450} == {}
