@@ -516,7 +516,7 @@ def dial_mae_probe_reading(rows: list[dict]) -> list[str]:
     return lines
 
 
-MD2PR_STUDIES = ("md2pr", "md2pr_small_student")
+MD2PR_STUDIES = ("md2pr", "md2pr_small_student", "md2pr_small_student_300")
 
 
 def md2pr_reading(rows: list[dict], ranker_steps: int, repo: Path = REPO) -> str:
@@ -681,7 +681,7 @@ def main(argv: list[str] | None = None) -> dict:
         "title": "MD2PR: ranker, re-ranking, plain vs MD2PR-distilled student",
         "rows": rows,
         "reading": [md2pr_reading(rows, args.md2pr_ranker_steps)],
-        "study": list(MD2PR_STUDIES),  # the MiniLM student (stopped at its gate), then the small student
+        "study": list(MD2PR_STUDIES),  # the MiniLM student (stopped at its gate), then the small student (100, 300 steps)
     })  # fmt: skip
 
     for block in blocks:
