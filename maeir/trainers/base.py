@@ -103,12 +103,14 @@ class RunFolderTrainer(CheckpointingTrainer):
 
     card_kind = "pretraining"  # the model-card kind (maeir.cards) of the saved folders
 
-    def _write_extras(self, folder: str) -> None:
-        """``maeir_run.json`` and the model card beside a saved model (plus :meth:`write_run_files`)."""
+    def _write_extras(self, folder: str) -> dict[str, Any]:
+        """``maeir_run.json`` and the model card beside a saved model (plus :meth:`write_run_files`);
+        returns the run record written."""
         info = self.run_summary()
         info.update(self.write_run_files(folder) or {})
         atomic_write_json(Path(folder) / "maeir_run.json", info)
         write_card(folder, info, kind=self.card_kind)
+        return info
 
     def write_run_files(self, folder: str) -> dict[str, Any] | None:
         """Hook: the files a trainer adds to every save; returns fields for ``maeir_run.json``."""

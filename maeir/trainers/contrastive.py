@@ -54,11 +54,7 @@ class ContrastiveTrainer(RunFolderTrainer):
         **kwargs,
     ) -> None:
         super().__init__(*args, run_info=run_info, **kwargs)
-        self.view_losses = view_losses
-        self.flops = flops
-        self.cross_device_negatives = cross_device_negatives
-        self.in_batch_negatives = in_batch_negatives
-        self.gradient_cache_chunk_size = gradient_cache_chunk_size
+        # the options live in the loss module only (MD2PR's trainer reads the negatives' options there)
         self.bi_encoder_loss = BiEncoderLoss(
             flops=flops, in_batch_negatives=in_batch_negatives, gather_across_devices=cross_device_negatives,
             view_losses=view_losses, gradient_cache_chunk_size=gradient_cache_chunk_size,

@@ -130,7 +130,8 @@ class MD2PRTrainer(ContrastiveTrainer):
         threshold = self.current_threshold()
         loss, report, parts = md2pr_objective(
             unwrapped, outputs, inputs, config, teacher_scores=teacher_scores, teacher=teacher,
-            threshold=threshold, cross_device=self.cross_device_negatives, in_batch_negatives=self.in_batch_negatives,
+            threshold=threshold, cross_device=self.bi_encoder_loss.gather_across_devices,
+            in_batch_negatives=self.bi_encoder_loss.in_batch_negatives,
         )  # fmt: skip
         if self._last_teacher_seconds is not None:
             parts["teacher_seconds"] = torch.tensor(self._last_teacher_seconds)

@@ -24,12 +24,13 @@ class PretrainingTrainer(RunFolderTrainer):
 
     card_kind = "pretraining"
 
-    def _write_extras(self, folder: str) -> None:
+    def _write_extras(self, folder: str) -> dict[str, Any]:
         """``encoder/`` (with its card), ``README.md`` and ``maeir_run.json`` beside a saved full model."""
-        super()._write_extras(folder)
+        info = super()._write_extras(folder)
         encoder = os.path.join(folder, "encoder")
         if os.path.isdir(encoder):
-            write_card(encoder, self.run_summary(), kind="encoder")
+            write_card(encoder, info, kind="encoder")
+        return info
 
     def write_run_files(self, folder: str) -> dict[str, Any] | None:
         model = self.accelerator.unwrap_model(self.model)
