@@ -10,12 +10,13 @@ exactly the same thing.
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -87,7 +88,8 @@ def _json_key_line(text: str, key: str) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
-def _to_argv(key: str, value: Any) -> list[str]:
+def argv_tokens(key: str, value: Any) -> list[str]:
+    """The command-line tokens of one field (``None`` gives none; booleans as true/false; mappings as JSON)."""
     if value is None:
         return []
     if isinstance(value, bool):
@@ -97,6 +99,22 @@ def _to_argv(key: str, value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [f"--{key}", *[json.dumps(v) if isinstance(v, dict) else str(v) for v in value]]
     return [f"--{key}", str(value)]
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra`` merged in (mappings recursively; other values replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def to_argv(fields: Mapping[str, Any]) -> list[str]:
+    """Command-line arguments of a mapping of fields, in order (see :func:`argv_tokens`)."""
+    return [token for key, value in fields.items() for token in argv_tokens(key, value)]
 
 
 def _check_value(parser: HfArgumentParser, path: str, key: str, value: Any, line: int) -> None:
@@ -164,7 +182,7 @@ def parse_args(dataclass_types: Sequence[type], argv: Sequence[str] | None = Non
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ConfigError(path, line, f"unknown field{hint}", field=key)
             _check_value(parser, path, key, value, line)
-            file_argv += _to_argv(key, value)
+            file_argv += argv_tokens(key, value)
             sources[key] = (path, line)
         sources.update({key: (path, line) for key, line in nested.items()})
     on_command_line = {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}

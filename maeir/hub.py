@@ -30,9 +30,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard
+import torch
+import transformers
+from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import HFValidationError, validate_repo_id
+from safetensors import safe_open
 
+from . import modeling  # noqa: F401  (registers maeir's configs with AutoConfig)
 from .cards import (
     KINDS as PRETRAINING_KINDS,
 )
@@ -153,9 +157,6 @@ def check_weight_files(files: Sequence[tuple[Path, str]]) -> None:
 
 def check_config_loads(folder: str | os.PathLike) -> Any:
     """Load ``folder/config.json`` with ``AutoConfig`` (maeir's architectures registered); return it."""
-    import transformers
-
-    from . import modeling  # noqa: F401  (registers maeir's configs with AutoConfig)
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():
@@ -173,11 +174,6 @@ def check_model_loads(folder: str | os.PathLike) -> None:
     or non-finite weights are refused), then ``from_pretrained`` with the class its ``config.json``
     names; refuse weights that do not fit that config (another architecture's config.json, tensors
     missing, unexpected or of another shape), naming the tensors."""
-    import torch
-    import transformers
-    from safetensors import safe_open
-
-    from . import modeling  # noqa: F401  (registers maeir's architectures)
 
     folder = Path(folder)
     config = check_config_loads(folder)
@@ -420,8 +416,6 @@ def push(
             f"dry run: would upload the {label} of {run_dir} to https://huggingface.co/{target}; nothing uploaded"
         )
         return folder
-
-    from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)

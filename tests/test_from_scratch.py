@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from tokenizers import Tokenizer
+from tokenizers.models import WordPiece
 from transformers import AutoModelForPreTraining, AutoTokenizer
 
 import maeir
 from maeir.arguments import PretrainDataArguments
 from maeir.cli.pretrain import main
-from maeir.data.tokenizer import SPECIAL_TOKENS, train_wordpiece_tokenizer
+from maeir.data.tokenizer import SPECIAL_TOKENS, train_wordpiece_tokenizer, vocabulary_digest
 from maeir.errors import ConfigError
 from maeir.methods import build_text_dataset, check_data_arguments, get_method, pack_documents
 
@@ -235,3 +238,22 @@ def test_paper_recipes_train_from_scratch_on_packed_text(name):
         "GLUE avg (base, MLM)": 85.2,
     }
     check_data_arguments(get_method(model_args.method), data_args)
+
+
+def test_trained_vocabulary_is_numbered_canonically(wordpiece_dir, sample_texts, tmp_path):
+    """The trainer numbers pieces in hash-map order (huggingface/tokenizers#1794); maeir renumbers them:
+    the special tokens, then the pieces sorted, so two trainings with the same pieces give the same ids
+    and the same digest; the order of the ids changes no encoding."""
+    raw = Tokenizer.from_file(str(Path(wordpiece_dir) / "tokenizer.json"))
+    vocab = raw.get_vocab()
+    by_id = sorted(vocab, key=vocab.get)
+    assert by_id[:5] == list(SPECIAL_TOKENS) and by_id[5:] == sorted(by_id[5:])
+    pieces = by_id[5:]
+    random.Random(0).shuffle(pieces)
+    raw.model = WordPiece({t: i for i, t in enumerate([*SPECIAL_TOKENS, *pieces])}, unk_token="[UNK]")
+    reference = Tokenizer.from_file(str(Path(wordpiece_dir) / "tokenizer.json"))
+    for text in sample_texts[:20]:
+        assert raw.encode(text).tokens == reference.encode(text).tokens
+    again = train_wordpiece_tokenizer(sample_texts, 600, tmp_path / "again")
+    same_pieces = set(Tokenizer.from_file(str(Path(again) / "tokenizer.json")).get_vocab()) == set(vocab)
+    assert (vocabulary_digest(again) == vocabulary_digest(wordpiece_dir)) == same_pieces

@@ -16,6 +16,7 @@ from typing import Any
 
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+from .. import __version__
 from ..modeling.backbone import MINILM_HUB_ID
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,6 @@ def arxiv_id(value: str | None) -> str | None:
 
 def framework_versions() -> dict[str, str]:
     """Versions of maeir and of the libraries a checkpoint depends on."""
-    from .. import __version__
 
     versions = {"maeir": __version__}
     for name in ("transformers", "torch", "datasets", "huggingface_hub", "tokenizers"):

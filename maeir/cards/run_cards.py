@@ -19,10 +19,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import jinja2
+import transformers
 import yaml
 
 from ..io_utils import atomic_write_text
 from .common import TEMPLATES_DIR, base_model_name, markdown_table
+from .pretraining import card_for_run
+from .validate import save_model_card
 
 # Bookkeeping fields of TrainingArguments: where and how often things are written, not how the model
 # was trained; never listed as hyperparameters.
@@ -48,7 +51,6 @@ def training_hyperparameters(args: Any, **extra: Any) -> dict[str, Any]:
     ``TrainingArguments`` (or subclass) that differ from a default ``TrainingArguments`` (bookkeeping
     fields left out), the batch geometry (``world_size``, ``global_batch_size``) and ``extra``.
     Enum values are written as their value; non-scalar values are left out."""
-    import transformers
 
     # The declared defaults, not an instance: building a TrainingArguments resets accelerate's state,
     # and this runs while a model is saved mid-training.
@@ -261,7 +263,6 @@ class PretrainingCardData(RunCardData):
     kind: ClassVar[str] = "pretraining"
 
     def card(self):  # noqa: ANN201 - a huggingface_hub.ModelCard
-        from .pretraining import card_for_run
 
         return card_for_run(self.info, self.kind, model_id=self.model_id)
 
@@ -320,8 +321,6 @@ def write_card(folder: str | os.PathLike, info: Mapping[str, Any], kind: str | N
     """
     data = card_data(info, kind)
     if isinstance(data, PretrainingCardData):
-        from .validate import save_model_card
-
         return save_model_card(data.card(), folder)
     path = Path(folder) / "README.md"
     atomic_write_text(path, data.render())

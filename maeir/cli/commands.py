@@ -74,8 +74,7 @@ def effective_rank() -> None:
 
 
 def push_to_hub() -> None:
-    from .push_to_hub import main  # returns its exit status itself
-
+    main = importlib.import_module("maeir.cli.push_to_hub").main  # returns its exit status itself
     if status := main():
         sys.exit(status)
 

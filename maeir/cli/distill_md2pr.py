@@ -24,6 +24,7 @@ from typing import Any
 from datasets import Dataset
 from transformers import set_seed
 
+from ..cards import render_card
 from ..config_file import parse_key_values
 from ..errors import ConfigError
 from ..methods.md2pr.arguments import DistillationDataArguments, DistillationModelArguments
@@ -33,6 +34,7 @@ from ..methods.md2pr.modeling_md2pr import MD2PRStudentModel
 from ..methods.md2pr.teacher import CrossEncoderTeacher
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..retrieval.arguments import RetrieverTrainingArguments
+from ..retrieval.evaluation import read_trec_run
 from ..retrieval.loading import load_bi_encoder
 from ..retrieval.modeling_cross_encoder import load_cross_encoder
 from ..run_folder import resolve_resume
@@ -97,8 +99,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     teacher_scores = None
     if data_args.teacher_scores_run:
-        from ..retrieval.evaluation import read_trec_run
-
         teacher_scores = read_trec_run(data_args.teacher_scores_run)
     elif md2pr.teacher_scores == "precomputed":
         raise ConfigError(
@@ -168,8 +168,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if trainer.is_world_process_zero():
         trainer.save_state()
     if data_args.eval_split and trainer.is_world_process_zero():
-        from ..cards import render_card
-
         result["eval"] = evaluate_trained(trainer, tokenizer, data_args, training_args, render_card)
     return result
 

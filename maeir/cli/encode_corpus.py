@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
+
+import torch
 
 from ..config_file import parse_args, parse_key_values
 from ..data.retrieval import read_beir_corpus, read_msmarco_collection
 from ..errors import ConfigError
 from ..retrieval.arguments import EncodeArguments
+from ..retrieval.encode import encode_corpus
+from ..retrieval.loading import load_bi_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -23,16 +28,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """Encode the shard, save ``OUTPUT.safetensors`` + ``OUTPUT.ids.json``; returns a summary."""
     (args,) = parse_args((EncodeArguments,), argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    import torch
-
-    from ..retrieval.encode import encode_corpus
-    from ..retrieval.loading import load_bi_encoder
 
     if bool(args.beir) == bool(args.msmarco_collection):
         raise ConfigError(None, None, "give exactly one of --beir and --msmarco_collection", field="beir")
     if args.beir:
-        from pathlib import Path
-
         path = Path(args.beir) / "corpus.jsonl"
         corpus = read_beir_corpus(path if path.is_file() else Path(args.beir) / "corpus.jsonl.gz")
     else:

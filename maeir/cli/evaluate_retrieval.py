@@ -17,12 +17,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..config_file import parse_args, parse_key_values
 from ..data.retrieval import RetrievalData, load_beir, load_msmarco
+from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..retrieval.arguments import EvaluationArguments
+from ..retrieval.bm25 import BM25Retriever
+from ..retrieval.encode import Embeddings
 from ..retrieval.evaluation import evaluate_run, format_table, limit_queries, write_trec_run
+from ..retrieval.loading import load_bi_encoder
+from ..retrieval.search import retrieve
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +45,6 @@ def load_data(args: Any, split: str) -> RetrievalData:
         return load_msmarco(*msmarco)
     if args.beir:
         return load_beir(args.beir, split, allow_missing_documents=args.allow_missing_documents)
-    from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 
     return load_beir(embedded_retrieval_benchmark(), split, name="embedded-enwiki-ict")
 
@@ -59,20 +65,12 @@ def evaluate(
     }
     start = time.perf_counter()
     if args.model.lower() == "bm25":
-        from ..retrieval.bm25 import BM25Retriever
-
         stopwords = None if (args.bm25_stopwords or "none").lower() == "none" else args.bm25_stopwords
         bm25 = BM25Retriever(k1=args.bm25_k1, b=args.bm25_b, stopwords=stopwords)
         runs = {"bm25": bm25.index(data.corpus).search(data.queries, k=args.k)}
         main, report["settings"] = "bm25", bm25.settings()
         report["timings"] = {"total_s": time.perf_counter() - start}
     else:
-        import torch
-
-        from ..retrieval.encode import Embeddings
-        from ..retrieval.loading import load_bi_encoder
-        from ..retrieval.search import retrieve
-
         if model is None:
             model, tokenizer = load_bi_encoder(args.model, **parse_key_values(args.recipe, source="--recipe"))
             if torch.cuda.is_available():

@@ -22,16 +22,25 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments, set_seed
 
+from ..cards import render_card
 from ..data.retrieval import load_beir, read_training_jsonl, training_records
 from ..data.retrieval_collator import ContrastiveCollator
+from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..losses.flops import FLOPsRegularizer
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length
-from ..retrieval.arguments import RetrieverDataArguments, RetrieverModelArguments, RetrieverTrainingArguments
+from ..retrieval.arguments import (
+    EvaluationArguments,
+    RetrieverDataArguments,
+    RetrieverModelArguments,
+    RetrieverTrainingArguments,
+)
 from ..retrieval.loading import load_bi_encoder
+from ..retrieval.negatives import bm25_negatives
 from ..run_folder import resolve_resume
 from ..trainers.contrastive import ContrastiveTrainer
 from . import parse_training_command, training_driver
+from .evaluate_retrieval import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +52,6 @@ def training_data(data_args: RetrieverDataArguments, seed: int = 42) -> tuple[li
         return records, f"training JSONL {data_args.train_file}"
     folder = data_args.beir
     if folder is None:
-        from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
-
         folder = embedded_retrieval_benchmark()
         name = "the embedded inverse-cloze benchmark over Wikipedia (gensim test data)"
     else:
@@ -59,8 +66,6 @@ def training_data(data_args: RetrieverDataArguments, seed: int = 42) -> tuple[li
         mode = "bm25" if data_args.group_size > 1 else "none"
     negatives = None
     if mode == "bm25":
-        from ..retrieval.negatives import bm25_negatives
-
         negatives = bm25_negatives(
             data, depth=data_args.bm25_depth, num_negatives=data_args.num_negatives, seed=seed
         )
@@ -82,8 +87,6 @@ def evaluate_trained(
     (and, with ``metrics_by_view``, every view's) to ``OUTPUT/maeir_run.json`` and re-renders
     ``OUTPUT/README.md`` with ``card``. Returns the evaluation report.
     """
-    from ..retrieval.arguments import EvaluationArguments
-    from .evaluate_retrieval import evaluate
 
     out = Path(training_args.output_dir)
     eval_args = EvaluationArguments(
@@ -169,8 +172,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if trainer.is_world_process_zero():
         trainer.save_state()
     if data_args.eval_split and trainer.is_world_process_zero():
-        from ..cards import render_card
-
         result["eval"] = evaluate_trained(
             trainer, tokenizer, data_args, training_args, render_card, metrics_by_view=True
         )

@@ -13,9 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import torch
+
 from ..config_file import parse_args
 from ..data.retrieval import RetrievalData, load_beir, training_records, write_training_jsonl
+from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 from ..retrieval.arguments import MiningArguments
+from ..retrieval.loading import load_bi_encoder
 from ..retrieval.negatives import bm25_negatives, retriever_negatives
 
 logger = logging.getLogger(__name__)
@@ -27,8 +31,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     folder = args.beir
     if folder is None:
-        from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
-
         folder = embedded_retrieval_benchmark()
     data = load_beir(folder, args.split, allow_missing_documents=args.allow_missing_documents)
     if args.max_queries is not None:
@@ -38,10 +40,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if args.retriever.lower() == "bm25":
         negatives = bm25_negatives(data, depth=args.depth, num_negatives=args.num_negatives, seed=args.seed)
     else:
-        import torch
-
-        from ..retrieval.loading import load_bi_encoder
-
         model, tokenizer = load_bi_encoder(args.retriever)
         if torch.cuda.is_available():
             model.cuda()

@@ -23,12 +23,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..config_file import parse_args
 from ..data.retrieval import RetrievalData
 from ..errors import CorpusFormatError
 from ..io_utils import atomic_write_json
 from ..methods.md2pr.arguments import RerankArguments
-from ..retrieval.evaluation import evaluate_run, format_table, read_trec_run, write_trec_run
+from ..retrieval.evaluation import evaluate_run, format_table, limit_queries, read_trec_run, write_trec_run
+from ..retrieval.modeling_cross_encoder import load_cross_encoder, score_pairs
+from .evaluate_retrieval import load_data
 
 logger = logging.getLogger(__name__)
 TAIL_GAP = 1.0  # tail documents score below the lowest re-ranked score by at least this
@@ -60,7 +64,6 @@ def rerank_run(
     ``extra`` ``{query: [doc, ...]}`` adds documents to score beside the top ``depth`` (teacher-score
     runs of a training split need every positive scored, even one the first stage missed).
     """
-    from ..retrieval.modeling_cross_encoder import score_pairs
 
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
@@ -103,8 +106,6 @@ def rerank(
     args: RerankArguments, model=None, tokenizer=None, recipe=None, data: RetrievalData | None = None
 ) -> dict:
     """Run the re-ranking described by ``args`` (model / data may be given already loaded); returns the report."""
-    from ..retrieval.evaluation import limit_queries
-    from .evaluate_retrieval import load_data
 
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     data = data if data is not None else load_data(args, args.split)
@@ -113,10 +114,6 @@ def rerank(
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if model is None:
-        import torch
-
-        from ..retrieval.modeling_cross_encoder import load_cross_encoder
-
         model, tokenizer, recipe = load_cross_encoder(args.model)
         if torch.cuda.is_available():
             model.cuda()

@@ -35,20 +35,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from datasets import Dataset
 from transformers import PreTrainedTokenizerBase, TrainingArguments, set_seed
 
 from ..config_file import parse_args
 from ..data.dialogue import ResponseSelectionGroup, context_text, read_response_selection
+from ..data.retrieval_collator import ContrastiveCollator
+from ..datasets.embedded.chitchat import embedded_chitchat
 from ..distributed import launched_world_size
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json
 from ..metrics.response_selection import format_table, response_selection_metrics
-from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length
+from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID, check_max_length, resolve_backbone_path
 from ..retrieval.loading import is_bi_encoder_folder, load_bi_encoder
 from ..retrieval.modeling_bi_encoder import BiEncoderModel
 from ..retrieval.response_selection import score_groups
 from ..run_folder import resolve_resume
-from . import parse_training_command, setup_logging, training_driver
+from ..trainers import ContrastiveTrainer
+from . import dispatch, parse_training_command, setup_logging, training_driver
 
 if TYPE_CHECKING:
     from accelerate import PartialState
@@ -170,7 +176,6 @@ def dialogue_recipe(args: Any) -> dict[str, Any]:
 
 def load_model(name_or_path: str, recipe: dict[str, Any]) -> tuple[BiEncoderModel, PreTrainedTokenizerBase]:
     """A trained bi-encoder as saved (its own recipe), anything else as a fresh bi-encoder with ``recipe``."""
-    from ..modeling.backbone import resolve_backbone_path
 
     if is_bi_encoder_folder(resolve_backbone_path(name_or_path)):
         return load_bi_encoder(name_or_path)
@@ -220,7 +225,6 @@ def evaluation_state() -> PartialState:
     created with ``cpu=True``; otherwise each would evaluate every group alone. Raises if the state
     does not see the launched world size.
     """
-    from accelerate import PartialState
 
     launched = launched_world_size()
     state = PartialState(cpu=launched > 1 and not torch.cuda.is_available())
@@ -243,7 +247,6 @@ def evaluate_groups(
     The shards are contiguous and uneven (no padding, so no group is scored twice); every process
     returns the same metrics. Raises if the gathered groups are not exactly ``groups``, each once.
     """
-    from accelerate.utils import gather_object
 
     state = evaluation_state()
     shard_context = (
@@ -277,10 +280,6 @@ def evaluate_groups(
 @training_driver
 def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Fine-tune a response-selection bi-encoder; returns the validation metrics (or ``{}``)."""
-    from datasets import Dataset
-
-    from ..data.retrieval_collator import ContrastiveCollator
-    from ..trainers import ContrastiveTrainer
 
     model_args, data_args, training_args = parse_training_command(
         (ResponseSelectionModelArguments, ResponseSelectionDataArguments, TrainingArguments), argv
@@ -292,8 +291,6 @@ def finetune_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     train_file, validation_file = data_args.train_file, data_args.validation_file
     if train_file is None:
-        from ..datasets.embedded.chitchat import embedded_chitchat
-
         with training_args.main_process_first(desc="building the embedded chitchat files"):
             files = embedded_chitchat()
         train_file = str(files.train)
@@ -386,7 +383,6 @@ def evaluate_main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """``finetune ARGS...`` or ``evaluate ARGS...``: :func:`finetune_main` or :func:`evaluate_main`."""
-    from . import dispatch
 
     return dispatch(argv, finetune=finetune_main, evaluate=evaluate_main)
 

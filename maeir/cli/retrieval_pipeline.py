@@ -46,7 +46,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..config_file import CONFIG_SUFFIXES, _to_argv, parse_args, parse_key_values, read_config_file
+import torch
+
+from ..config_file import CONFIG_SUFFIXES, parse_args, parse_key_values, read_config_file, to_argv
+from ..data.retrieval import (
+    RetrievalData,
+    load_beir,
+    read_training_jsonl,
+    training_records,
+    write_training_jsonl,
+)
+from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 from ..errors import ConfigError
 from ..io_utils import atomic_write_json, atomic_write_text
 from ..retrieval.arguments import (
@@ -55,6 +65,12 @@ from ..retrieval.arguments import (
     RetrieverModelArguments,
     RetrieverTrainingArguments,
 )
+from ..retrieval.evaluation import format_table
+from ..retrieval.loading import load_bi_encoder
+from ..retrieval.negatives import bm25_negatives, sample_negatives
+from ..retrieval.search import retrieve
+from .evaluate_retrieval import evaluate, load_data
+from .finetune_retriever import main as finetune_main
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +186,6 @@ class PipelineState:
 
 
 def _write_negatives(path: Path, data, negatives: dict[str, list[str]]) -> dict[str, Any]:
-    from ..data.retrieval import training_records, write_training_jsonl
-
     records = training_records(data, negatives)
     count = write_training_jsonl(path, records)
     mean = sum(len(r["negatives"]) for r in records) / max(1, len(records))
@@ -204,7 +218,7 @@ def _finetune(
     """
     config_path = root / f"{stage}.config.json"
     atomic_write_json(config_path, {**file_values, **overrides})
-    override_argv = [token for key, value in overrides.items() for token in _to_argv(key, value)]
+    override_argv = to_argv(overrides)
     argv = [str(config_path), *forwarded, *override_argv, "--model_name_or_path", model,
             "--train_file", str(train_file), "--output_dir", str(root / stage), "--eval_split", ""]  # fmt: skip
     logger.info("== %s: fine-tuning %s on %s -> %s", stage, model, train_file, root / stage)
@@ -212,16 +226,12 @@ def _finetune(
         command = [*shlex.split(launcher), str(REPO / "scripts" / "finetune_retriever.py"), *argv]
         subprocess.run(command, check=True)
     else:
-        from .finetune_retriever import main as finetune_main
-
         finetune_main(argv)
     return argv
 
 
 def _evaluate(name: str, model: str, root: Path, data_args: RetrieverDataArguments, args: PipelineArguments,
               data=None, corpus_embeddings: str | None = None) -> dict[str, Any]:  # fmt: skip
-    from .evaluate_retrieval import evaluate
-
     eval_args = EvaluationArguments(
         corpus_embeddings=corpus_embeddings,
         model=model, output_dir=str(root / f"eval_{name}"), beir=data_args.eval_beir or data_args.beir,
@@ -272,20 +282,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     started = time.time()
     timings: dict[str, float] = {}
 
-    from ..data.retrieval import load_beir
-
     folder = data_args.beir
     if folder is None:
-        from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
-
         folder = str(embedded_retrieval_benchmark())
         data_args.beir = folder
     train = load_beir(
         folder, data_args.train_split, allow_missing_documents=data_args.allow_missing_documents
     )
     if data_args.max_train_samples is not None:
-        from ..data.retrieval import RetrievalData
-
         keep = list(train.qrels)[: data_args.max_train_samples]
         train = RetrievalData(train.corpus, {q: train.queries[q] for q in keep}, {q: train.qrels[q] for q in keep},
                               train.name, train.info)  # fmt: skip
@@ -294,8 +298,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     bm25_file = root / "stage1_bm25.jsonl"
     t0 = time.time()
     if not state.done("bm25_negatives", bm25_file):
-        from ..retrieval.negatives import bm25_negatives
-
         bm25 = bm25_negatives(train, depth=data_args.bm25_depth, num_negatives=data_args.num_negatives,
                               seed=training_args.seed)  # fmt: skip
         state.record("bm25_negatives", _write_negatives(bm25_file, train, bm25))
@@ -316,12 +318,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     t0 = time.time()
     same_corpus = data_args.eval_beir in (None, "", data_args.beir)
     if not state.done("hard_negatives", hard_file):
-        import torch
-
-        from ..retrieval.loading import load_bi_encoder
-        from ..retrieval.negatives import sample_negatives
-        from ..retrieval.search import retrieve
-
         model, tokenizer = load_bi_encoder(stage1)
         if torch.cuda.is_available():
             model.cuda()
@@ -334,8 +330,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         hard = sample_negatives(result["runs"][view], train.qrels, args.mining_depth, args.mining_num_negatives,
                                 args.mining_skip_top, training_args.seed, corpus=train.corpus)  # fmt: skip
         if args.stage2_negatives == "hard+bm25":
-            from ..data.retrieval import read_training_jsonl
-
             bm25 = {r["query_id"]: [p["docid"] for p in r["negatives"] if p.get("docid")]
                     for r in read_training_jsonl(bm25_file)}  # fmt: skip
             hard = _merge_negatives(hard, bm25)
@@ -360,7 +354,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     # 5. evaluation: every view of each model
     t0 = time.time()
-    from .evaluate_retrieval import load_data
 
     eval_data = load_data(EvaluationArguments(model="-", output_dir="-", beir=data_args.eval_beir or data_args.beir,
                                               split=data_args.eval_split), data_args.eval_split)  # fmt: skip
@@ -382,7 +375,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     measures = [m for m in reports["stage 2 (hard negatives)"]["views"][reports["stage 2 (hard negatives)"]["main_view"]]
                 if m not in ("num_queries", "queries_without_results")]  # fmt: skip
     rows = summary_rows(reports, measures)
-    from ..retrieval.evaluation import format_table
 
     table = format_table(rows, measures)
     summary = {

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from transformers import HfArgumentParser
+
 from ..study.runner import StudyRunner
 from . import setup_logging
 
@@ -59,12 +61,17 @@ class StudyArguments:
     keep_models: bool = field(
         default=False, metadata={"help": "Keep every run's model folders (default: delete after scoring)."}
     )
+    tokenizer: str | None = field(
+        default=None,
+        metadata={"help": "Use this trained tokenizer folder (e.g. a committed study's studies/NAME/tokenizer) "
+                  "instead of training one: the tokenizers library's WordPiece trainer is not deterministic "
+                  "(huggingface/tokenizers#1794), so an exact reproduction reuses the study's own."},
+    )  # fmt: skip
     report_only: bool = field(default=False, metadata={"help": "Only rewrite report.md and the plots."})
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run (or resume) a study; returns the study dict (also in ``OUTPUT_DIR/study.json``)."""
-    from transformers import HfArgumentParser
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-"):  # the study config as the first, positional argument

@@ -23,30 +23,32 @@ from typing import Any
 from datasets import Dataset
 from transformers import TrainingArguments, set_seed
 
+from ..cards import write_card
 from ..config_file import parse_key_values
 from ..data.ranker_collator import RankerCollator
+from ..data.retrieval import load_beir
+from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 from ..io_utils import atomic_write_json
 from ..methods.md2pr.arguments import RankerModelArguments, RerankArguments
 from ..modeling.backbone import MINILM_ALIASES, MINILM_HUB_ID
 from ..retrieval.arguments import RetrieverDataArguments
+from ..retrieval.bm25 import BM25Retriever
+from ..retrieval.evaluation import write_trec_run
 from ..retrieval.modeling_cross_encoder import load_cross_encoder
 from ..run_folder import resolve_resume
 from ..trainers.ranker import RankerTrainer
 from . import parse_training_command, training_driver
 from .finetune_retriever import training_data
+from .rerank import rerank
 
 logger = logging.getLogger(__name__)
 
 
 def bm25_run_of_split(data_args: RetrieverDataArguments, split: str, k: int):
     """``(data, BM25 run)`` of a split of the training BEIR folder (or the embedded benchmark)."""
-    from ..data.retrieval import load_beir
-    from ..retrieval.bm25 import BM25Retriever
 
     folder = data_args.eval_beir or data_args.beir
     if folder is None:
-        from ..datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
-
         folder = embedded_retrieval_benchmark()
     data = load_beir(folder, split)
     return data, BM25Retriever().index(data.corpus).search(data.queries, k=k)
@@ -103,9 +105,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if trainer.is_world_process_zero():
         trainer.save_state()
     if data_args.eval_split and trainer.is_world_process_zero():
-        from ..retrieval.evaluation import write_trec_run
-        from .rerank import rerank
-
         out = Path(training_args.output_dir)
         eval_dir = out / f"eval_{data_args.eval_split}"
         data, bm25 = bm25_run_of_split(data_args, data_args.eval_split, k=max(model_args.eval_depth, 1000))
@@ -125,7 +124,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"{result['eval']['data']} / {data_args.eval_split}, BM25 top {model_args.eval_depth} re-ranked"
         )
         atomic_write_json(info_path, info)
-        from ..cards import write_card
 
         write_card(out, info, kind="reranker")
     return result

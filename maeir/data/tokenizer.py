@@ -7,8 +7,15 @@ the special tokens first: ``[PAD]`` = 0, ``[UNK]`` = 1, ``[CLS]`` = 2, ``[SEP]``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import BertWordPieceTokenizer
+from tokenizers.models import WordPiece
+from transformers import BertTokenizerFast
 
 from ..errors import ConfigError
 from ..io_utils import atomic_directory
@@ -30,8 +37,6 @@ def train_wordpiece_tokenizer(
     ``vocab_size`` when the corpus has fewer pieces; ``len(tokenizer)`` is the real size. The folder
     is written atomically (``tokenizer.json``, ``tokenizer_config.json``).
     """
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertTokenizerFast
 
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size <= len(SPECIAL_TOKENS):
         raise ConfigError(
@@ -54,6 +59,16 @@ def train_wordpiece_tokenizer(
         raise ConfigError(
             None, None, "the texts gave no vocabulary (empty corpus?)", "train_tokenizer_vocab_size"
         )
+    # The trainer numbers the ##-pieces in hash-map order (huggingface/tokenizers#1794): renumber the
+    # vocabulary canonically (special tokens, then the pieces sorted), so equal vocabularies get equal ids.
+    # WordPiece encoding is a longest-match over the set of pieces, so the ids' order changes no encoding.
+    vocab = wordpiece.get_vocab()
+    pieces = sorted(token for token in vocab if token not in SPECIAL_TOKENS)
+    wordpiece._tokenizer.model = WordPiece(
+        {token: i for i, token in enumerate([*SPECIAL_TOKENS, *pieces])},
+        unk_token="[UNK]",
+        continuing_subword_prefix="##",
+    )
     tokenizer = BertTokenizerFast(
         tokenizer_object=wordpiece._tokenizer,
         do_lower_case=lowercase,
@@ -67,3 +82,9 @@ def train_wordpiece_tokenizer(
     with atomic_directory(output_dir) as staging:
         tokenizer.save_pretrained(staging)
     return os.fspath(output_dir)
+
+
+def vocabulary_digest(folder: str | os.PathLike) -> str:
+    """SHA-256 of a tokenizer folder's vocabulary (``tokenizer.json``'s model vocab, ids included)."""
+    vocab = json.loads((Path(folder) / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
+    return hashlib.sha256(json.dumps(vocab, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModelForMaskedLM, PretrainedConfig, PreTrainedModel
 from transformers.utils import logging as hf_logging
@@ -251,7 +252,6 @@ def masked_lm_loss(
 
 def checkpoint_weight_names(folder: str | os.PathLike) -> set[str]:
     """Tensor names stored in a folder's safetensors files (read lazily, never unpickled)."""
-    from safetensors import safe_open
 
     names: set[str] = set()
     for file in sorted(Path(folder).glob("*.safetensors")):

@@ -13,10 +13,46 @@ sentence-transformers folder's), else :class:`maeir.modeling.BiEncoderConfig`'s 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from transformers import TrainingArguments
 
 from ..config_file import parse_key_values
+
+
+def missing_documents_field() -> Any:
+    """The ``allow_missing_documents`` field, shared by every argument class that reads qrels."""
+    return field(
+        default=False,
+        metadata={
+            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
+            "the corpus; by default that is an error."
+        },
+    )
+
+
+@dataclass(kw_only=True)
+class SplitArguments:
+    """A judged split to score (BEIR folder, default the embedded benchmark, or MS MARCO files) and how.
+
+    The base of :class:`EvaluationArguments` and of MD2PR's ``RerankArguments``.
+    """
+
+    beir: str | None = field(
+        default=None, metadata={"help": "A BEIR folder (default: the embedded benchmark)."}
+    )
+    split: str = field(default="test", metadata={"help": "qrels split to evaluate."})
+    msmarco_collection: str | None = field(default=None, metadata={"help": "MS MARCO collection.tsv."})
+    msmarco_queries: str | None = field(default=None, metadata={"help": "MS MARCO queries TSV."})
+    msmarco_qrels: str | None = field(default=None, metadata={"help": "MS MARCO qrels (TREC format)."})
+    batch_size: int = field(default=64, metadata={"help": "Encoding (or pair-scoring) batch size."})
+    dtype: str = field(default="auto", metadata={"choices": ["auto", "fp32", "fp16", "bf16"]})
+    measures: str = field(
+        default="MRR@10,nDCG@10,R@100,R@1000", metadata={"help": "Comma-separated measures."}
+    )
+    max_queries: int | None = field(default=None, metadata={"help": "Use the first N judged queries only."})
+    show_progress: bool = field(default=True, metadata={"help": "Progress bars."})
+    allow_missing_documents: bool = missing_documents_field()
 
 
 @dataclass
@@ -104,13 +140,7 @@ class RetrieverDataArguments:
     )
     eval_split: str | None = field(default=None, metadata={"help": "After training, evaluate on this split."})
     eval_batch_size: int = field(default=64, metadata={"help": "Encoding batch size of the evaluation."})
-    allow_missing_documents: bool = field(
-        default=False,
-        metadata={
-            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
-            "the corpus; by default that is an error."
-        },
-    )
+    allow_missing_documents: bool = missing_documents_field()
 
 
 @dataclass
@@ -138,31 +168,16 @@ class RetrieverTrainingArguments(TrainingArguments):
 
 
 @dataclass
-class EvaluationArguments:
+class EvaluationArguments(SplitArguments):
     """Encode, index, search and score one split."""
 
     model: str = field(metadata={"help": "A model folder (bi-encoder, sentence-transformers, backbone), "
                                          "'minilm', or 'bm25'."})  # fmt: skip
     output_dir: str = field(metadata={"help": "Writes run.trec, metrics.json (and one run per view)."})
-    beir: str | None = field(
-        default=None, metadata={"help": "A BEIR folder (default: the embedded benchmark)."}
-    )
-    split: str = field(default="test", metadata={"help": "qrels split to evaluate."})
-    msmarco_collection: str | None = field(default=None, metadata={"help": "MS MARCO collection.tsv."})
-    msmarco_queries: str | None = field(default=None, metadata={"help": "MS MARCO queries TSV."})
-    msmarco_qrels: str | None = field(default=None, metadata={"help": "MS MARCO qrels (TREC format)."})
     k: int = field(default=1000, metadata={"help": "Documents retrieved per query."})
-    batch_size: int = field(default=64, metadata={"help": "Encoding batch size."})
-    dtype: str = field(default="auto", metadata={"choices": ["auto", "fp32", "fp16", "bf16"]})
     index_factory: str = field(default="Flat", metadata={"help": "FAISS index_factory string."})
     search_parameters: str | None = field(
         default=None, metadata={"help": "FAISS parameters, e.g. nprobe=64."}
-    )
-    measures: str = field(
-        default="MRR@10,nDCG@10,R@100,R@1000", metadata={"help": "Comma-separated measures."}
-    )
-    max_queries: int | None = field(
-        default=None, metadata={"help": "Evaluate the first N judged queries only."}
     )
     corpus_embeddings: str | None = field(
         default=None, metadata={"help": "Comma-separated saved shards (scripts/encode_corpus.py) to reuse."}
@@ -175,14 +190,6 @@ class EvaluationArguments:
     bm25_k1: float = field(default=0.9, metadata={"help": "BM25 k1."})
     bm25_b: float = field(default=0.4, metadata={"help": "BM25 b."})
     bm25_stopwords: str | None = field(default="english", metadata={"help": "'english' or 'none'."})
-    show_progress: bool = field(default=True, metadata={"help": "Progress bars."})
-    allow_missing_documents: bool = field(
-        default=False,
-        metadata={
-            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
-            "the corpus; by default that is an error."
-        },
-    )
 
 
 @dataclass
@@ -202,13 +209,7 @@ class MiningArguments:
     batch_size: int = field(default=64, metadata={"help": "Encoding batch size."})
     index_factory: str = field(default="Flat", metadata={"help": "FAISS index_factory string."})
     max_queries: int | None = field(default=None, metadata={"help": "Mine for the first N queries only."})
-    allow_missing_documents: bool = field(
-        default=False,
-        metadata={
-            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
-            "the corpus; by default that is an error."
-        },
-    )
+    allow_missing_documents: bool = missing_documents_field()
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import bm25s
 import numpy as np
 
 Run = dict[str, dict[str, float]]
@@ -36,8 +37,6 @@ class BM25Retriever:
         include_title: bool = True,
         show_progress: bool = False,
     ) -> None:
-        import bm25s
-
         self.k1, self.b, self.method = k1, b, method
         self.stopwords = stopwords
         self.include_title = include_title
@@ -51,8 +50,6 @@ class BM25Retriever:
         self.ids: list[str] = []
 
     def _tokenize(self, texts: list[str]):
-        import bm25s
-
         return bm25s.tokenize(
             texts, stopwords=self.stopwords, stemmer=self._stemmer, show_progress=self.show_progress
         )

@@ -7,11 +7,13 @@ normalised vectors), as CoT-MAE v2 retrieval asks (docs/methods.md#cot-mae-v2).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import faiss
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -24,8 +26,6 @@ Run = dict[str, dict[str, float]]
 
 def faiss_gpu_count() -> int:
     """GPUs faiss can use (0 for a CPU-only faiss build)."""
-    import faiss
-
     return faiss.get_num_gpus() if hasattr(faiss, "StandardGpuResources") else 0
 
 
@@ -48,8 +48,6 @@ class DenseIndex:
         search_parameters: str | None = None,
         use_gpu: str | bool = "auto",
     ) -> None:
-        import faiss
-
         self.dim = dim
         self.index_factory = index_factory
         self.search_parameters = search_parameters
@@ -59,8 +57,6 @@ class DenseIndex:
         self._want_gpu = faiss_gpu_count() > 0 if use_gpu == "auto" else bool(use_gpu)
 
     def _to_gpu(self) -> None:
-        import faiss
-
         if not self._want_gpu or self.on_gpu:
             return
         try:
@@ -95,8 +91,6 @@ class DenseIndex:
     def _apply_search_parameters(self) -> None:
         if not self.search_parameters:
             return
-        import faiss
-
         space = faiss.GpuParameterSpace() if self.on_gpu else faiss.ParameterSpace()
         space.set_index_parameters(self.index, self.search_parameters)
 
@@ -114,10 +108,6 @@ class DenseIndex:
         return np.concatenate(scores), np.concatenate(rows)
 
     def save(self, folder: str | os.PathLike) -> None:
-        import json
-
-        import faiss
-
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         index = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
@@ -133,10 +123,6 @@ class DenseIndex:
 
     @classmethod
     def load(cls, folder: str | os.PathLike, use_gpu: str | bool = "auto") -> DenseIndex:
-        import json
-
-        import faiss
-
         folder = Path(folder)
         meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         index = cls(meta["dim"], meta["index_factory"], meta["search_parameters"], use_gpu)

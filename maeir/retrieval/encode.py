@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
@@ -52,7 +53,6 @@ class Embeddings:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``path.safetensors`` (tensors) and ``path.ids.json`` (ids), each atomically."""
-        from safetensors.torch import save_file
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,8 +73,6 @@ class Embeddings:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Embeddings:
-        from safetensors.torch import load_file
-
         path = Path(path)
         tensors = load_file(str(_with(path, ".safetensors")))
         ids = json.loads(_with(path, ".ids.json").read_text(encoding="utf-8"))

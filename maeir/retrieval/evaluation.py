@@ -17,6 +17,8 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import ir_measures
+
 from ..data.retrieval import RetrievalData
 from ..errors import CorpusFormatError
 from ..io_utils import atomic_write_text
@@ -30,7 +32,6 @@ DEFAULT_MEASURES = ("MRR@10", "nDCG@10", "R@100", "R@1000")
 
 def parse_measures(names: Iterable[str]) -> dict[str, object]:
     """``{our name: ir_measures measure}``; unknown names raise ``ValueError`` listing the cause."""
-    import ir_measures
 
     out = {}
     for name in names:
@@ -57,7 +58,6 @@ def evaluate_run(
     Values come from ``ir_measures.iter_calc`` (pytrec_eval); queries absent from ``run`` or with an
     empty result list score 0. With ``per_query``, ``"per_query": {measure: {qid: value}}`` is added.
     """
-    import ir_measures
 
     parsed = parse_measures(measures)
     queries = judged_queries(qrels)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import scipy.sparse
 import torch
 
 from .encode import Embeddings
@@ -51,7 +52,6 @@ def hybrid_rescore(
 
 def to_scipy_csr(matrix: torch.Tensor):
     """A torch sparse (CSR/COO) matrix as a ``scipy.sparse.csr_matrix`` of float64."""
-    import scipy.sparse
 
     csr = matrix.to_sparse_csr() if matrix.layout != torch.sparse_csr else matrix
     return scipy.sparse.csr_matrix(

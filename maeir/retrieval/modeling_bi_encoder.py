@@ -57,11 +57,18 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 from transformers.utils import ModelOutput
+from transformers.utils import logging as hf_logging
 
 from ..errors import ConfigError
 from ..io_utils import atomic_directory, atomic_write_json
 from ..losses.infonce import InfoNCELoss
-from ..modeling.backbone import check_load_report, init_bert_like_weights, mlm_head, resolve_backbone_path
+from ..modeling.backbone import (
+    check_load_report,
+    checkpoint_weight_names,
+    init_bert_like_weights,
+    mlm_head,
+    resolve_backbone_path,
+)
 from ..modeling.padding_free import encode_padding_free, use_varlen_attention
 from .configuration_bi_encoder import RECIPE_FIELDS, BiEncoderConfig
 from .pooling import init_lexical_mlm_head, pool_dense, sparse_top_k, splade_pool
@@ -336,8 +343,6 @@ class BiEncoderModel(PreTrainedModel):
         check_load_report(path, report)
         head_missing = False
         if config.uses_sparse:
-            from ..modeling.backbone import checkpoint_weight_names
-
             names = checkpoint_weight_names(path)
             head_missing = bool(names) and not any("predictions" in n or "lm_head" in n for n in names)
         model = cls(config)
@@ -431,8 +436,6 @@ class BiEncoderModel(PreTrainedModel):
 
 @contextlib.contextmanager
 def quiet_transformers() -> Iterator[None]:
-    from transformers.utils import logging as hf_logging
-
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:

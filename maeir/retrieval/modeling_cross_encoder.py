@@ -21,6 +21,7 @@ Public API:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -42,6 +44,8 @@ from transformers import (
 from ..errors import ConfigError
 from ..io_utils import atomic_directory
 from ..modeling.backbone import resolve_backbone_path
+from .encode import autocast_dtype
+from .modeling_bi_encoder import quiet_transformers
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +121,6 @@ def _model_inputs(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _model_type(folder: Path) -> str:
-    import json
-
     try:
         return str(json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type", ""))
     except (OSError, ValueError):
@@ -157,7 +159,6 @@ def load_cross_encoder(
         ranker_recipe = RankerRecipe.from_dict(saved)
     else:
         ranker_recipe = RankerRecipe.from_dict(recipe)
-    from .modeling_bi_encoder import quiet_transformers
 
     # No explicit attention implementation: SDPA where the architecture has it (BERT, RoBERTa, ...),
     # eager otherwise (DeBERTa-v2), instead of an error.
@@ -204,9 +205,6 @@ def score_pairs(
 
     Pairs are tokenised once, sorted by length (longest first) and batched, which removes most padding.
     """
-    from tqdm.auto import tqdm
-
-    from .encode import autocast_dtype
 
     if len(queries) != len(passages):
         raise ValueError(f"{len(queries)} queries but {len(passages)} passages")

@@ -13,6 +13,8 @@ import random
 from collections.abc import Mapping
 
 from ..data.retrieval import RetrievalData
+from .bm25 import BM25Retriever
+from .search import retrieve
 
 Run = dict[str, dict[str, float]]
 
@@ -53,7 +55,6 @@ def bm25_negatives(
     data: RetrievalData, depth: int = 200, num_negatives: int = 30, seed: int = 42, **bm25_kwargs
 ) -> dict[str, list[str]]:
     """BM25 (``bm25s``) negatives for every query of ``data`` (see :func:`sample_negatives`)."""
-    from .bm25 import BM25Retriever
 
     run = BM25Retriever(**bm25_kwargs).index(data.corpus).search(data.queries, k=depth)
     return sample_negatives(run, data.qrels, depth, num_negatives, seed=seed, corpus=data.corpus)
@@ -72,7 +73,6 @@ def retriever_negatives(
     show_progress: bool = True,
 ) -> dict[str, list[str]]:
     """Hard negatives from a trained bi-encoder's top ``depth`` (dense, sparse or hybrid)."""
-    from .search import retrieve
 
     run = retrieve(model, tokenizer, data, k=depth, batch_size=batch_size, index_factory=index_factory,
                    show_progress=show_progress)["run"]  # fmt: skip

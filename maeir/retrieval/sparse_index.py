@@ -12,11 +12,13 @@ Public API: :class:`SparseIndex` (``search``, ``save``, ``load``) and :func:`spa
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 Run = dict[str, dict[str, float]]
@@ -71,10 +73,6 @@ class SparseIndex:
         return all_scores, all_rows
 
     def save(self, path: str | os.PathLike) -> None:
-        import json
-
-        from safetensors.torch import save_file
-
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         postings = self.postings.cpu()
@@ -86,10 +84,6 @@ class SparseIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> SparseIndex:
-        import json
-
-        from safetensors.torch import load_file
-
         path = Path(path)
         t = load_file(str(path / "postings.safetensors"))
         index = cls.__new__(cls)

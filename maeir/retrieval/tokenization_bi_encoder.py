@@ -8,6 +8,7 @@ set up for one side (what the plain tower checkpoints are saved with).
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator, Sequence
 
 from transformers import BatchEncoding, PreTrainedTokenizerBase
@@ -69,8 +70,6 @@ def side_max_length(config: BiEncoderConfig, side: str) -> int:
 def side_tokenizer(
     tokenizer: PreTrainedTokenizerBase, config: BiEncoderConfig, side: str
 ) -> PreTrainedTokenizerBase:
-    import copy
-
     copied = copy.deepcopy(tokenizer)
     copied.truncation_side = (
         config.query_truncation_side if side == "query" else config.passage_truncation_side

@@ -10,11 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import to_argv
+import torch
+
+from ..config_file import to_argv
+
+
+def driver_argv(fields: dict[str, Any]) -> list[str]:
+    """A driver's command line from a study's fields (:func:`maeir.config_file.to_argv`).
+
+    ``bf16`` without CUDA adds ``use_cpu``: transformers then trains under CPU autocast (AMX where the
+    processor has it) instead of refusing bf16.
+    """
+    if fields.get("bf16") and not torch.cuda.is_available():
+        fields = {**fields, "use_cpu": True}
+    return to_argv(fields)
 
 
 def run_driver(name: str, fields: dict[str, Any], **kwargs: Any) -> Any:
-    """Run the driver ``name`` in-process with ``fields`` as its command line (:func:`~maeir.study.config.to_argv`).
+    """Run the driver ``name`` in-process with ``fields`` as its command line (:func:`driver_argv`).
 
     ``name``: ``pretrain`` (returns the trainer), ``train_reranker``, ``finetune_response_selection``,
     ``classification``, ``finetune_retriever``, ``distill_md2pr``, ``mine_negatives``, ``evaluate_retrieval`` or
@@ -41,4 +54,4 @@ def run_driver(name: str, fields: dict[str, Any], **kwargs: Any) -> Any:
         from ..cli.rerank import main
     else:
         raise ValueError(f"unknown driver {name!r}")
-    return main(to_argv(fields), **kwargs)
+    return main(driver_argv(fields), **kwargs)

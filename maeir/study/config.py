@@ -24,7 +24,6 @@ Strings may refer to ``{output_dir}``, ``{base}`` (the shared backbone's run fol
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -36,7 +35,9 @@ from typing import Any
 import torch
 import yaml
 
+from ..config_file import deep_merge
 from ..errors import ConfigError
+from .tasks import TASKS
 
 STUDY_FILE = "study.json"
 TOP_LEVEL_FIELDS = {
@@ -44,17 +45,6 @@ TOP_LEVEL_FIELDS = {
     "headline_stage", "metrics", "tokenizer", "base", "teacher", "post_training", "arms", "finetune",
     "evaluation", "smoke",
 }  # fmt: skip
-
-
-def deep_merge(base: dict, extra: dict) -> dict:
-    """``base`` with ``extra`` merged in (mappings recursively; other values replaced)."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def load_study_config(path: str | os.PathLike, smoke: bool = False) -> dict[str, Any]:
@@ -81,7 +71,6 @@ def load_study_config(path: str | os.PathLike, smoke: bool = False) -> dict[str,
     for key in ("name", "task", "seeds", "control", "arms", "headline_metric"):
         if key not in config:
             raise ConfigError(path, None, "required study field is missing", key)
-    from .tasks import TASKS
 
     if config["task"] not in TASKS:
         raise ConfigError(path, lines.get("task"), f"unknown task; choose from {sorted(TASKS)}", "task")
@@ -119,29 +108,6 @@ def substitute(value: Any, names: dict[str, str]) -> Any:
     if isinstance(value, list):
         return [substitute(v, names) for v in value]
     return value
-
-
-def to_argv(fields: dict[str, Any]) -> list[str]:
-    """Driver command-line arguments from a mapping (mappings as JSON, booleans as true/false).
-
-    ``bf16`` without CUDA adds ``use_cpu``: transformers then trains under CPU autocast (AMX where the
-    processor has it) instead of refusing bf16.
-    """
-    if fields.get("bf16") and not torch.cuda.is_available():
-        fields = {**fields, "use_cpu": True}
-    argv: list[str] = []
-    for key, value in fields.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            argv += [f"--{key}", "true" if value else "false"]
-        elif isinstance(value, dict):
-            argv += [f"--{key}", json.dumps(value)]
-        elif isinstance(value, list):
-            argv += [f"--{key}", *map(str, value)]
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
 
 
 def machine_info() -> dict[str, Any]:

@@ -44,6 +44,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from scipy import stats as scipy_stats
+
 from ..io_utils import atomic_write_text
 from .formatting import (
     diff_cell,
@@ -393,8 +395,6 @@ def _difference(
 def _t_p_value(diffs: list[float]) -> float:
     if len(diffs) < 2:
         return math.nan
-    from scipy import stats as scipy_stats
-
     if max(diffs) == min(diffs):
         return 1.0 if diffs[0] == 0 else 0.0
     return float(scipy_stats.ttest_1samp(diffs, 0.0).pvalue)

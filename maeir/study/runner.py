@@ -19,15 +19,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback
+from transformers import AutoTokenizer, TrainerCallback
 
+from ..config_file import deep_merge
+from ..data.tokenizer import train_wordpiece_tokenizer, vocabulary_digest
 from ..errors import ConfigError
-from ..io_utils import atomic_write_json
+from ..io_utils import atomic_directory, atomic_write_json
 from .cli_bridge import run_driver
 from .common import corpus_texts, encoder_folder, write_corpus
 from .config import (
     STUDY_FILE,
-    deep_merge,
     file_safe,
     load_study_config,
     machine_info,
@@ -163,19 +164,33 @@ class StudyRunner:
         }
 
     def build_tokenizer(self) -> None:
+        """Train the study's WordPiece tokenizer, or copy the one given with ``--tokenizer``.
+
+        Its vocabulary's SHA-256 goes into ``study.json``: the tokenizers library's trainer breaks merge
+        ties by hash-map order (huggingface/tokenizers#1794), so two trainings on the same text can differ;
+        an exact reproduction passes the study's own folder with ``--tokenizer``.
+        """
         spec = self.config.get("tokenizer")
         folder = self.out / "tokenizer"
+        given = getattr(self.args, "tokenizer", None)
         if not spec or (folder / "tokenizer_config.json").is_file():
             return
-        from ..data.tokenizer import train_wordpiece_tokenizer
-
         start = time.time()
-        train_wordpiece_tokenizer(
-            corpus_texts(spec.get("corpora", ["wikipedia"])), int(spec["vocab_size"]), folder
-        )
+        if given:
+            if not (Path(given) / "tokenizer.json").is_file():
+                raise ConfigError(None, None, f"{given} has no tokenizer.json", "tokenizer")
+            with atomic_directory(folder) as staging:
+                for name in ("tokenizer.json", "tokenizer_config.json"):
+                    shutil.copy2(Path(given) / name, Path(staging) / name)
+        else:
+            train_wordpiece_tokenizer(
+                corpus_texts(spec.get("corpora", ["wikipedia"])), int(spec["vocab_size"]), folder
+            )
         self.study.setdefault("stages", {})["tokenizer"] = {
             "wall_time_s": round(time.time() - start, 1),
             **spec,
+            "vocab_sha256": vocabulary_digest(folder),
+            **({"copied_from": str(given)} if given else {}),
         }
         self._save()
 
@@ -262,7 +277,6 @@ class StudyRunner:
                         model, tokenizer = task.load(start_model)
                         curve.append({"step": 0, **task.probe(model, tokenizer)[0]})
                         del model
-                    from transformers import AutoTokenizer
 
                     tokenizer = AutoTokenizer.from_pretrained(
                         fields.get("tokenizer_name") or encoder_folder(fields["model_name_or_path"]),

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from maeir.cli import study as study_driver
+from maeir.data.tokenizer import vocabulary_digest
 from maeir.errors import ConfigError
 from maeir.study import runner as study_runner
 from maeir.study.config import load_study_config
@@ -190,6 +191,15 @@ def test_mae_lm_smoke(tmp_path):
             assert len(ranks) == 3 and all(r > 1.0 for r in ranks)  # embeddings + 2 layers
             assert run["metrics"]["heldout_mlm_loss"] > 0
     assert (tmp_path / "report.md").is_file()
+    # same seed + the study's own tokenizer (--tokenizer) -> the same numbers, to the last digit
+    tokenizer_stage = study["stages"]["tokenizer"]
+    assert tokenizer_stage["vocab_sha256"] == vocabulary_digest(tmp_path / "tokenizer")
+    again = run_study("mae_lm_cpu.yaml", tmp_path / "again", "--tokenizer", str(tmp_path / "tokenizer"),
+                      "--seeds", "1", "--arms", "mlm")  # fmt: skip
+    assert again["stages"]["tokenizer"]["copied_from"] == str(tmp_path / "tokenizer")
+    assert again["stages"]["tokenizer"]["vocab_sha256"] == tokenizer_stage["vocab_sha256"]
+    first = {r["stage"]: r["metrics"] for r in study["runs"] if (r["arm"], r["seed"]) == ("mlm", 1)}
+    assert {r["stage"]: r["metrics"] for r in again["runs"]} == first
 
 
 def test_seeds_option_runs_a_subset_of_the_protocol(tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ...retrieval.arguments import RetrieverDataArguments, RetrieverModelArguments
+from ...retrieval.arguments import RetrieverDataArguments, RetrieverModelArguments, SplitArguments
 
 
 @dataclass
@@ -51,33 +51,18 @@ class RankerModelArguments:
 
 
 @dataclass
-class RerankArguments:
+class RerankArguments(SplitArguments):
     """Re-rank a TREC run with a cross-encoder and score the result."""
 
     model: str = field(metadata={"help": "A trained ranker folder (scripts/train_reranker.py)."})
     run: str = field(metadata={"help": "The first-stage TREC run file to re-rank."})
     output_dir: str = field(metadata={"help": "Writes run.trec and metrics.json."})
-    beir: str | None = field(
-        default=None, metadata={"help": "A BEIR folder (default: the embedded benchmark)."}
-    )
-    split: str = field(default="test", metadata={"help": "qrels split to evaluate."})
-    msmarco_collection: str | None = field(default=None, metadata={"help": "MS MARCO collection.tsv."})
-    msmarco_queries: str | None = field(default=None, metadata={"help": "MS MARCO queries TSV."})
-    msmarco_qrels: str | None = field(default=None, metadata={"help": "MS MARCO qrels (TREC format)."})
     depth: int = field(default=100, metadata={"help": "Re-rank the top DEPTH documents of each query."})
     keep_tail: bool = field(
         default=True,
         metadata={
             "help": "Keep the documents below DEPTH, in their first-stage order, after the re-ranked ones."
         },
-    )
-    batch_size: int = field(default=64, metadata={"help": "Pairs per forward pass."})
-    dtype: str = field(default="auto", metadata={"choices": ["auto", "fp32", "fp16", "bf16"]})
-    measures: str = field(
-        default="MRR@10,nDCG@10,R@100,R@1000", metadata={"help": "Comma-separated measures."}
-    )
-    max_queries: int | None = field(
-        default=None, metadata={"help": "Re-rank the first N judged queries only."}
     )
     all_queries: bool = field(
         default=False,
@@ -88,14 +73,6 @@ class RerankArguments:
         metadata={"help": "Also score every judged-relevant document (teacher-score runs of a training split; "
                   "not for evaluation)."},
     )  # fmt: skip
-    show_progress: bool = field(default=True, metadata={"help": "Progress bars."})
-    allow_missing_documents: bool = field(
-        default=False,
-        metadata={
-            "help": "Go on (with a warning giving the counts) when the qrels judge documents that are not in "
-            "the corpus; by default that is an error."
-        },
-    )
 
 
 @dataclass

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...io_utils import atomic_write_json
@@ -160,8 +161,6 @@ class MD2PRStudentModel(BiEncoderModel):
             config["architectures"] = [BiEncoderModel.__name__]
             atomic_write_json(config_path, config)
         if projection:
-            from safetensors.torch import save_file
-
             tmp = folder / f".{PROJECTION_FILE}.tmp"
             save_file({k: v.detach().contiguous().cpu() for k, v in projection.items()}, str(tmp))
             os.replace(tmp, folder / PROJECTION_FILE)
@@ -171,7 +170,6 @@ class MD2PRStudentModel(BiEncoderModel):
         path = Path(folder) / PROJECTION_FILE
         if self.hidden_projection is None or not path.is_file():
             return False
-        from safetensors.torch import load_file
 
         self.hidden_projection.load_state_dict(load_file(str(path)))
         return True

@@ -9,6 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...data.dialogue import context_text, read_response_selection
+from ...datasets.embedded.chitchat import chitchat_split_groups, embedded_chitchat
+from ...metrics.response_selection import group_metrics
+from ...retrieval.loading import load_bi_encoder
 from ...retrieval.response_selection import score_groups
 from ..cli_bridge import run_driver
 from ..common import encoder_of, load_encoder
@@ -27,8 +31,6 @@ class ResponseSelectionTask:
     default_metrics = ("R@1", "R@2", "R@5", "MRR")
 
     def __init__(self, evaluation: dict[str, Any], finetune: dict[str, Any]) -> None:
-        from ...data.dialogue import read_response_selection
-
         self.evaluation = evaluation
         self.finetune_fields = finetune
         self.metrics = tuple(evaluation.get("metrics", self.default_metrics))
@@ -36,8 +38,6 @@ class ResponseSelectionTask:
             groups = read_response_selection(evaluation["test_file"], group_size=evaluation.get("group_size"))
             self.unit_of = {g.context_id: g.context_id for g in groups}
         else:
-            from ...datasets.embedded.chitchat import chitchat_split_groups
-
             split = evaluation.get("split", "test")
             groups = chitchat_split_groups(split, int(evaluation.get("cuts_per_conversation", 3)))
             self.unit_of = {g.context_id: g.context_id.split("-")[0] for g in groups}
@@ -56,8 +56,6 @@ class ResponseSelectionTask:
         }
 
     def _per_unit(self, scores: list[np.ndarray]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-        from ...metrics.response_selection import group_metrics
-
         per_group = [group_metrics(s, g.labels) for s, g in zip(scores, self.groups)]
         metrics = {m: float(np.mean([p[m] for p in per_group if p is not None])) for m in self.metrics}
         units: dict[str, dict[str, list[float]]] = {m: {} for m in self.metrics}
@@ -89,7 +87,6 @@ class ResponseSelectionTask:
 
     def probe_scores(self, encoder, tokenizer) -> list[np.ndarray]:
         """Zero-shot scores of every group: [CLS](context) · [CLS](candidate), one encoder."""
-        from ...data.dialogue import context_text
 
         was_training = encoder.training
         encoder.eval()
@@ -122,12 +119,9 @@ class ResponseSelectionTask:
 
     def finetune_and_evaluate(self, model_path: str, output_dir: Path, seed: int, stage: str = "finetune"):
         """Fine-tune the response-selection bi-encoder from ``model_path``; score the test groups."""
-        from ...retrieval.loading import load_bi_encoder
 
         fields = dict(self.finetune_fields)
         if not fields.get("train_file"):
-            from ...datasets.embedded.chitchat import embedded_chitchat
-
             fields["train_file"] = str(embedded_chitchat().train)
         fields.update(model_name_or_path=model_path, output_dir=str(output_dir), seed=seed)
         run_driver("finetune_response_selection", fields)

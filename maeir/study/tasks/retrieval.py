@@ -8,12 +8,17 @@ from typing import Any
 
 import torch
 
-from ...config_file import parse_key_values
+from ...config_file import deep_merge, parse_key_values
+from ...data.retrieval import load_beir
+from ...datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
 from ...errors import ConfigError
-from ...retrieval.evaluation import limit_queries
+from ...retrieval.configuration_bi_encoder import BiEncoderConfig
+from ...retrieval.evaluation import evaluate_run, judged_queries, limit_queries
+from ...retrieval.loading import load_bi_encoder
+from ...retrieval.pooling import pool_dense
+from ...retrieval.search import retrieve
 from ..cli_bridge import run_driver
 from ..common import encoder_of, load_encoder
-from ..config import deep_merge
 
 
 class ClsRetrievalView(torch.nn.Module):
@@ -26,8 +31,6 @@ class ClsRetrievalView(torch.nn.Module):
     """
 
     def __init__(self, encoder, **recipe: Any) -> None:
-        from ...retrieval.configuration_bi_encoder import BiEncoderConfig
-
         super().__init__()
         self.encoder = encoder
         self.config = BiEncoderConfig(
@@ -35,8 +38,6 @@ class ClsRetrievalView(torch.nn.Module):
         )
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, side: str = "query", **kwargs):
-        from ...retrieval.pooling import pool_dense
-
         hidden = self.encoder.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         dense = pool_dense(hidden, attention_mask, self.config.pooling)
         return {"dense": torch.nn.functional.normalize(dense, dim=-1) if self.config.normalize else dense}
@@ -71,16 +72,12 @@ class RetrievalTask:
     drivers = ("finetune_retriever", "distill_md2pr")
 
     def __init__(self, evaluation: dict[str, Any], finetune: dict[str, Any]) -> None:
-        from ...data.retrieval import load_beir
-
         self.evaluation = evaluation
         self.finetune_fields = finetune
         self.metrics = tuple(evaluation.get("metrics", self.default_metrics))
         if evaluation.get("beir"):
             self.beir = str(evaluation["beir"])
         else:
-            from ...datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
-
             self.beir = str(embedded_retrieval_benchmark(**(evaluation.get("benchmark") or {})))
         self.split = evaluation.get("split", "test")
         max_queries = evaluation.get("max_queries")
@@ -103,8 +100,6 @@ class RetrievalTask:
             raise ConfigError(None, None, f"unknown fine-tuning driver; choose from {self.drivers}", "driver")
 
     def describe(self) -> dict[str, Any]:
-        from ...retrieval.evaluation import judged_queries
-
         return {
             "beir": self.beir,
             "split": self.split,
@@ -114,7 +109,6 @@ class RetrievalTask:
 
     def score_runs(self, runs: dict[str, dict], prefix: bool = True):
         """Metrics and per-query scores of each view's run (names ``{view}_{metric}`` with ``prefix``)."""
-        from ...retrieval.evaluation import evaluate_run
 
         metrics: dict[str, float] = {}
         per_unit: dict[str, dict[str, float]] = {}
@@ -132,7 +126,6 @@ class RetrievalTask:
 
     def probe_run(self, model, tokenizer) -> dict[str, dict[str, float]]:
         """The zero-shot dense run of ``model`` (an encoder or a pre-training model) on the test queries."""
-        from ...retrieval.search import retrieve
 
         encoder = encoder_of(model)
         was_training = encoder.training
@@ -161,8 +154,6 @@ class RetrievalTask:
         finetune: dict | None = None,
     ):
         """Fine-tune (or distil into) a bi-encoder from ``model_path``; score each of its views per query."""
-        from ...retrieval.loading import load_bi_encoder
-        from ...retrieval.search import retrieve
 
         fields = deep_merge(self.finetune_fields.get("args") or {}, finetune or {})
         fields.setdefault("beir", self.beir)

@@ -7,10 +7,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 
+from ...analysis.effective_rank import layerwise_effective_rank
+from ...config_file import deep_merge
+from ...methods import METHODS
 from ..cli_bridge import run_driver
 from ..common import corpus_texts, encoder_folder
-from ..config import deep_merge
 
 
 class TextEncoderTask:
@@ -41,7 +44,6 @@ class TextEncoderTask:
 
     def load(self, model_path: str):
         """The full pre-training model (decoder included) and its tokenizer."""
-        from transformers import AutoModelForMaskedLM, AutoTokenizer
 
         model = AutoModelForMaskedLM.from_pretrained(model_path, local_files_only=True, use_safetensors=True)
         return model, AutoTokenizer.from_pretrained(encoder_folder(model_path), local_files_only=True)
@@ -49,7 +51,6 @@ class TextEncoderTask:
     @torch.inference_mode()
     def heldout_loss(self, model, tokenizer) -> float:
         """Masked-LM loss on the held-out texts (the model's own loss: MLM head or MAE-LM decoder), fixed masks."""
-        from ...methods import METHODS
 
         collator_class = next(m.collator_class for m in METHODS.values() if isinstance(model, m.model_class))
         collator = collator_class.from_model_config(tokenizer, model.config, seed=1234)
@@ -63,8 +64,6 @@ class TextEncoderTask:
         return total / max(count, 1.0)
 
     def probe(self, model, tokenizer):
-        from ...analysis.effective_rank import layerwise_effective_rank
-
         was_training = model.training
         model.eval()
         try:
