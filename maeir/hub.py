@@ -30,9 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import huggingface_hub
 import torch
 import transformers
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import ModelCard
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from safetensors import safe_open
 
@@ -417,7 +418,7 @@ def push(
         )
         return folder
 
-    api = HfApi(token=token)
+    api = huggingface_hub.HfApi(token=token)  # looked up at call time (tests replace it)
     api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
     if revision and revision != "main":
         api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)

@@ -98,7 +98,7 @@ def dial_mae_post_train(out: Path, args: argparse.Namespace, arm: str, extra: st
 
 def response_selection_task(files, args: argparse.Namespace):
     """The study runner's response-selection task on the chitchat test groups (for the [CLS] probe)."""
-    from maeir.study.tasks import ResponseSelectionTask
+    from maeir.cli.study.tasks import ResponseSelectionTask
 
     return ResponseSelectionTask(
         evaluation={"test_file": str(files.test), "group_size": 10, "max_groups": args.response_selection_eval_groups,
@@ -146,7 +146,7 @@ def dial_mae_stage(out: Path, args: argparse.Namespace) -> list[dict]:
     zero-shot [CLS] probe of each on the chitchat test groups → the same response-selection fine-tuning
     → R10@1/2/5 and MRR on those groups; the un-post-trained MiniLM goes through the same two steps."""
     from maeir.datasets.embedded.chitchat import embedded_chitchat
-    from maeir.study import paired_difference_by_units
+    from maeir.cli.study import paired_difference_by_units
 
     files = embedded_chitchat()
     post = {
@@ -409,7 +409,7 @@ def study_rows(repo: Path, methods: tuple[str, ...] | list[str] | None = None) -
     """Lines for the committed studies ``repo/studies/<method>/study.json`` (default: every known method and
     every other study folder): a header (seeds, budget, machine, a pointer to its report.md), then per
     stage and arm of the headline metric ``mean ± half-width`` and the paired difference to the control
-    with its 95% interval (:func:`maeir.study.summary`, the numbers of report.md). A missing study gives
+    with its 95% interval (:func:`maeir.cli.study.summary`, the numbers of report.md). A missing study gives
     one "no committed study yet" line; an unreadable one says so; nothing is trained here."""
     repo = Path(repo)
     if methods is None:
@@ -436,7 +436,7 @@ def study_rows(repo: Path, methods: tuple[str, ...] | list[str] | None = None) -
 
 
 def _study_lines(study: dict, folder: str) -> list[str]:
-    from maeir.study import summary
+    from maeir.cli.study import summary
 
     runs = study.get("runs") or []
     verdict = ((study.get("stages") or {}).get("teacher") or {}).get("precondition")
@@ -505,7 +505,7 @@ def live_reading(budget: str, method: str, repo: Path = REPO) -> str:
 
 def dial_mae_probe_reading(rows: list[dict]) -> list[str]:
     """The live probe's paired difference Dial-MAE − MLM control over the test groups, in words."""
-    from maeir.study import verdict
+    from maeir.cli.study import verdict
 
     lines = []
     for row in rows:

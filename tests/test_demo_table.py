@@ -78,7 +78,7 @@ def test_study_rows_from_a_synthetic_study(demo, tmp_path):
     dial = next(line for line in body if line.startswith("  probe R@1: dial_mae:"))
     assert "diff to MLM control +0.300 [" in dial and "(excludes zero)" in dial
     # the same numbers as the study's own summary
-    from maeir.study import summary
+    from maeir.cli.study import summary
 
     entry = summary({**_synthetic_study(), "metrics": ["R@1"]})["probe"]["dial_mae"]["R@1"]
     assert f"{entry['mean']:.3f} ± {entry['half_width']:.3f}" in dial

@@ -54,7 +54,6 @@ OPTIONAL_DEPENDENCIES = {
 LAZY_BY_DESIGN = {
     # module: (function, reason)
     "maeir/data/__init__.py": ("__getattr__", "public aliases of the methods' collators (.importlinter)"),
-    "maeir/study/cli_bridge.py": ("run_driver", "the one documented library -> CLI door (.importlinter)"),
 }
 
 

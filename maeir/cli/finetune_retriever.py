@@ -139,15 +139,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "data": description,
         "num_train_examples": len(records),
         "examples_with_negatives": with_negatives,
-        "hyperparameters": {
-            "group_size": data_args.group_size,
-            "flops_query_weight": training_args.flops_query_weight,
-            "flops_passage_weight": training_args.flops_passage_weight,
-            "flops_warmup_steps": training_args.flops_warmup_steps,
-            "cross_device_negatives": training_args.cross_device_negatives,
-            "gradient_cache_chunk_size": training_args.gradient_cache_chunk_size,
-            "view_losses": training_args.view_losses,
-        },
+        # the contrastive-training fields come from RetrieverTrainingArguments itself (training_hyperparameters)
+        "hyperparameters": {"group_size": data_args.group_size},
     }
     trainer = ContrastiveTrainer(
         model=model,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from maeir.study.config import load_study_config
+from maeir.cli.study.config import load_study_config
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((REPO / "configs" / "study").glob("*.yaml"))

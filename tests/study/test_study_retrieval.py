@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from maeir.cli import study as study_driver
-from maeir.study import runner as study_runner
-from maeir.study import teacher as study_teacher
-from maeir.study.config import load_study_config
-from maeir.study.tasks import RetrievalTask
+from maeir.cli.study import runner as study_runner
+from maeir.cli.study import teacher as study_teacher
+from maeir.cli.study.config import load_study_config
+from maeir.cli.study.tasks import RetrievalTask
 
 REPO = Path(__file__).resolve().parents[2]
 COTMAE = REPO / "configs/study/cotmae_v2_cpu.yaml"

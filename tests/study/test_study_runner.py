@@ -13,9 +13,9 @@ import torch
 from maeir.cli import study as study_driver
 from maeir.data.tokenizer import vocabulary_digest
 from maeir.errors import ConfigError
-from maeir.study import runner as study_runner
-from maeir.study.config import load_study_config
-from maeir.study.tasks import ResponseSelectionTask
+from maeir.cli.study import runner as study_runner
+from maeir.cli.study.config import load_study_config
+from maeir.cli.study.tasks import ResponseSelectionTask
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from maeir.study import (
+from maeir.cli.study import (
     mean_ci,
     paired_bootstrap,
     paired_difference_by_units,
@@ -185,7 +185,7 @@ def synthetic_study(n_units: int = 50, seeds: tuple[int, ...] = (0, 1, 2)) -> di
     return {
         "name": "Synthetic study",
         "description": "Four arms on fake per-query scores.",
-        "command": "python -m maeir.study --config configs/study/synthetic.json",
+        "command": "python -m maeir.cli.study --config configs/study/synthetic.json",
         "protocol": {"backbone": "minilm", "finetune": {"epochs": 1, "lr": 2e-5}, "seeds": list(seeds)},
         "control": "mlm",
         "reference_arms": ["none"],
@@ -285,7 +285,7 @@ def test_report_single_seed_has_no_interval(tmp_path):
 
 def test_plots_write_png_files(tmp_path):
     pytest.importorskip("matplotlib")
-    from maeir.study import plot_bars, plot_curves, plot_effective_rank
+    from maeir.cli.study import plot_bars, plot_curves, plot_effective_rank
 
     study = synthetic_study(n_units=10)
     paths = [
@@ -311,7 +311,7 @@ def test_plots_write_png_files(tmp_path):
 
 
 def test_comparison_table_rows_match_summary():
-    from maeir.study import comparison_table
+    from maeir.cli.study import comparison_table
 
     study = synthetic_study()
     table = comparison_table({"studies/x/report.md": study}).splitlines()

@@ -142,7 +142,7 @@ def multi_cut_selection_groups(
     """Up to ``cuts`` candidate groups per conversation (distinct cut points), ids ``"{conversation}-{cut}"``.
 
     A larger test set than :func:`selection_groups` from the same conversations: the study runner
-    (:mod:`maeir.study.tasks.response_selection`) uses it to reach 1,000+ groups, and bootstraps over conversations
+    (:mod:`maeir.cli.study.tasks.response_selection`) uses it to reach 1,000+ groups, and bootstraps over conversations
     (the groups of one conversation share its turns, so they are not independent units).
     """
     pool = [(index, turn) for index, turns in enumerate(conversations) for turn in turns]

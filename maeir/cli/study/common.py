@@ -9,11 +9,11 @@ from typing import Any
 
 from transformers import AutoModel, AutoTokenizer
 
-from ..data.corpus import load_text_corpus
-from ..datasets.embedded.chitchat import chitchat_conversations, embedded_chitchat, split_ids
-from ..io_utils import atomic_write_text
-from ..modeling.backbone import resolve_backbone_path
-from ..modeling.base import MaskedAutoEncoderPreTrainedModel
+from ...data.corpus import load_text_corpus
+from ...datasets.embedded.chitchat import chitchat_conversations, embedded_chitchat, split_ids
+from ...io_utils import atomic_write_text
+from ...modeling.backbone import resolve_backbone_path
+from ...modeling.base import MaskedAutoEncoderPreTrainedModel
 
 
 def corpus_texts(names: Sequence[str]) -> list[str]:

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-from ...analysis.effective_rank import layerwise_effective_rank
-from ...config_file import deep_merge
-from ...methods import METHODS
-from ..cli_bridge import run_driver
+from ....analysis.effective_rank import layerwise_effective_rank
+from ....config_file import deep_merge
+from ....methods import METHODS
 from ..common import corpus_texts, encoder_folder
+from ..drivers import run_driver
 
 
 class TextEncoderTask:

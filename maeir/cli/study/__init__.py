@@ -9,7 +9,7 @@ own fields differ. Results go to
 - ``D/study.json``: the protocol (the config as run, its hash), every run's metrics, per-unit scores
   (for the paired bootstrap), curves, seed and wall time, the machine;
 - ``D/report.md``: per arm mean and 95% interval over seeds, paired differences to the control
-  (:mod:`maeir.study`);
+  (:mod:`maeir.cli.study.report`);
 - ``D/*.png``: metric vs post-training steps for every arm, per-arm bars (and, for MAE-LM, the
   effective rank per layer).
 
@@ -17,8 +17,12 @@ A study is resumable: a run whose result is in ``study.json`` is skipped, so a k
 where it stopped. Changing the protocol of an existing study is refused unless
 ``--protocol_change "why"`` is given; the reason is recorded in the report with the earlier runs kept.
 
-The config format is described in :mod:`maeir.study.config`; the runner is
-:class:`maeir.study.runner.StudyRunner`, the tasks are in :mod:`maeir.study.tasks`.
+The config format is described in :mod:`maeir.cli.study.config`; the runner is
+:class:`maeir.cli.study.runner.StudyRunner`, the tasks are in :mod:`maeir.cli.study.tasks`, the drivers
+they run in :mod:`maeir.cli.study.drivers`. The study lives with the commands because it runs them;
+``stats`` (t intervals over seeds, paired bootstrap over units), ``report`` (``report.md`` and a compact
+summary of a ``study.json``-like dict) and ``plots`` (matplotlib imported only when a plot is drawn)
+are its analysis half, exported here.
 """
 
 from __future__ import annotations
@@ -30,8 +34,11 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
-from ..study.runner import StudyRunner
-from . import setup_logging
+from .. import setup_logging
+from .plots import plot_bars, plot_curves, plot_effective_rank
+from .report import comparison_table, summary, verdict, write_report
+from .runner import StudyRunner
+from .stats import mean_ci, paired_bootstrap, paired_difference_by_units
 
 
 @dataclass
@@ -81,7 +88,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return StudyRunner(args).run()
 
 
-if __name__ == "__main__":
-    from maeir.cli import run_command
-
-    run_command(main)
+__all__ = [
+    "StudyArguments",
+    "main",
+    "comparison_table",
+    "mean_ci",
+    "paired_bootstrap",
+    "paired_difference_by_units",
+    "plot_bars",
+    "plot_curves",
+    "plot_effective_rank",
+    "summary",
+    "verdict",
+    "write_report",
+]

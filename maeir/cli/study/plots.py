@@ -1,6 +1,6 @@
 """Study plots (PNG, matplotlib's Agg canvas, no pyplot state): curves, per-layer effective rank, bars.
 
-matplotlib is imported inside each function, so ``maeir.study`` imports without it. Every PNG is
+matplotlib is imported inside each function, so ``maeir.cli.study`` imports without it. Every PNG is
 written to a temporary sibling and moved into place with ``os.replace``.
 """
 

@@ -1,4 +1,4 @@
-"""Cell and table formatting of the study report (:mod:`maeir.study.report`): numbers, intervals,
+"""Cell and table formatting of the study report (:mod:`maeir.cli.study.report`): numbers, intervals,
 differences to the control, key/value tables and durations."""
 
 from __future__ import annotations

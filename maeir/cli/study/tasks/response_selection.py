@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...data.dialogue import context_text, read_response_selection
-from ...datasets.embedded.chitchat import chitchat_split_groups, embedded_chitchat
-from ...metrics.response_selection import group_metrics
-from ...retrieval.loading import load_bi_encoder
-from ...retrieval.response_selection import score_groups
-from ..cli_bridge import run_driver
+from ....data.dialogue import context_text, read_response_selection
+from ....datasets.embedded.chitchat import chitchat_split_groups, embedded_chitchat
+from ....metrics.response_selection import group_metrics
+from ....retrieval.loading import load_bi_encoder
+from ....retrieval.response_selection import score_groups
 from ..common import encoder_of, load_encoder
+from ..drivers import run_driver
 
 
 class ResponseSelectionTask:

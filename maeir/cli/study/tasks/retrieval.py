@@ -8,17 +8,17 @@ from typing import Any
 
 import torch
 
-from ...config_file import deep_merge, parse_key_values
-from ...data.retrieval import load_beir
-from ...datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
-from ...errors import ConfigError
-from ...retrieval.configuration_bi_encoder import BiEncoderConfig
-from ...retrieval.evaluation import evaluate_run, judged_queries, limit_queries
-from ...retrieval.loading import load_bi_encoder
-from ...retrieval.pooling import pool_dense
-from ...retrieval.search import retrieve
-from ..cli_bridge import run_driver
+from ....config_file import deep_merge, parse_key_values
+from ....data.retrieval import load_beir
+from ....datasets.embedded.retrieval_benchmark import embedded_retrieval_benchmark
+from ....errors import ConfigError
+from ....retrieval.configuration_bi_encoder import BiEncoderConfig
+from ....retrieval.evaluation import evaluate_run, judged_queries, limit_queries
+from ....retrieval.loading import load_bi_encoder
+from ....retrieval.pooling import pool_dense
+from ....retrieval.search import retrieve
 from ..common import encoder_of, load_encoder
+from ..drivers import run_driver
 
 
 class ClsRetrievalView(torch.nn.Module):

@@ -1,9 +1,9 @@
 """The study runner: every arm of a study config with every seed, post-train → probe → fine-tune →
-evaluate, in-process, through the same drivers a user runs (:mod:`maeir.study.cli_bridge`).
+evaluate, in-process, through the same drivers a user runs (:mod:`maeir.cli.study.drivers`).
 
 Results go to ``OUTPUT_DIR/study.json`` (the protocol: the config as run and its hash; every run's
 metrics, per-unit scores, curves, seed and wall time; the machine), ``report.md`` and the plots
-(:mod:`maeir.study.report`, :mod:`maeir.study.plots`). A study is resumable: a run whose result is in
+(:mod:`maeir.cli.study.report`, :mod:`maeir.cli.study.plots`). A study is resumable: a run whose result is in
 ``study.json`` is skipped. Changing the protocol of an existing study is refused unless a
 ``protocol_change`` reason is given; the reason is recorded with the earlier runs kept.
 """
@@ -21,11 +21,10 @@ from typing import Any
 
 from transformers import AutoTokenizer, TrainerCallback
 
-from ..config_file import deep_merge
-from ..data.tokenizer import train_wordpiece_tokenizer, vocabulary_digest
-from ..errors import ConfigError
-from ..io_utils import atomic_directory, atomic_write_json
-from .cli_bridge import run_driver
+from ...config_file import deep_merge
+from ...data.tokenizer import train_wordpiece_tokenizer, vocabulary_digest
+from ...errors import ConfigError
+from ...io_utils import atomic_directory, atomic_write_json
 from .common import corpus_texts, encoder_folder, write_corpus
 from .config import (
     STUDY_FILE,
@@ -35,6 +34,7 @@ from .config import (
     protocol_hash,
     substitute,
 )
+from .drivers import run_driver
 from .plots import plot_bars, plot_curves, plot_effective_rank
 from .report import write_report
 from .tasks import TASKS
@@ -211,7 +211,7 @@ class StudyRunner:
         self._save()
 
     def build_teacher(self, task=None) -> None:
-        """The shared cross-encoder teacher of a retrieval study (:func:`maeir.study.teacher.build_teacher`)."""
+        """The shared cross-encoder teacher of a retrieval study (:func:`maeir.cli.study.teacher.build_teacher`)."""
         build_teacher(self, task)
 
     def start_model(self) -> str:

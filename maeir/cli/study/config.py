@@ -35,8 +35,8 @@ from typing import Any
 import torch
 import yaml
 
-from ..config_file import deep_merge
-from ..errors import ConfigError
+from ...config_file import deep_merge
+from ...errors import ConfigError
 from .tasks import TASKS
 
 STUDY_FILE = "study.json"

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
-from ..retrieval.evaluation import read_trec_run, write_trec_run
-from .cli_bridge import run_driver
+from ...errors import ConfigError
+from ...retrieval.evaluation import read_trec_run, write_trec_run
 from .config import substitute
+from .drivers import run_driver
 
 if TYPE_CHECKING:
     from .runner import StudyRunner

@@ -29,10 +29,10 @@ A study is a ``study.json``-like dict::
       "wall_time_s": 5400.0                    # optional: whole study
     }
 
-Per stage and arm, each metric is summarised over seeds by :func:`~maeir.study.stats.mean_ci`.
+Per stage and arm, each metric is summarised over seeds by :func:`~maeir.cli.study.stats.mean_ci`.
 If several runs share ``(arm, stage, seed)`` (points of a post-training curve), the one with the
 largest ``post_train_steps`` (else the last listed) is the one tabled. Differences to the control
-(and reference arms) use :func:`~maeir.study.stats.paired_difference_by_units` on the seeds both arms
+(and reference arms) use :func:`~maeir.cli.study.stats.paired_difference_by_units` on the seeds both arms
 share when every such run has ``per_unit`` scores for the metric; otherwise they fall back to a
 paired t interval over the per-seed differences of the shared seeds ("seeds (t)").
 """
@@ -46,7 +46,7 @@ from typing import Any
 
 from scipy import stats as scipy_stats
 
-from ..io_utils import atomic_write_text
+from ...io_utils import atomic_write_text
 from .formatting import (
     diff_cell,
     diff_row,
