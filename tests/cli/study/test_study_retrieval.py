@@ -16,7 +16,7 @@ from maeir.cli.study import teacher as study_teacher
 from maeir.cli.study.config import load_study_config
 from maeir.cli.study.tasks import RetrievalTask
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 COTMAE = REPO / "configs/study/cotmae_v2_cpu.yaml"
 MD2PR = REPO / "configs/study/md2pr_cpu.yaml"
 MD2PR_SMALL_STUDENT = REPO / "configs/study/md2pr_small_student_cpu.yaml"

@@ -8,7 +8,7 @@ import pytest
 
 from maeir.cli.study.config import load_study_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CONFIGS = sorted((REPO / "configs" / "study").glob("*.yaml"))
 # The Dial-MAE pilot (already run, studies/dial_mae/pilot) names `none` as a reference arm it does not
 # have (its report simply has no "vs none" column) and has no `smoke:` section. Left as committed:

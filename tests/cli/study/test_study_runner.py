@@ -17,7 +17,7 @@ from maeir.cli.study import runner as study_runner
 from maeir.cli.study.config import load_study_config
 from maeir.cli.study.tasks import ResponseSelectionTask
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run_study(config: str, output_dir: Path, *extra: str) -> dict:
