@@ -145,8 +145,8 @@ def dial_mae_stage(out: Path, args: argparse.Namespace) -> list[dict]:
     """Dial-MAE and its MLM control (same budget) post-training of MiniLM on the chitchat train split →
     zero-shot [CLS] probe of each on the chitchat test groups → the same response-selection fine-tuning
     → R10@1/2/5 and MRR on those groups; the un-post-trained MiniLM goes through the same two steps."""
-    from maeir.datasets.embedded.chitchat import embedded_chitchat
     from maeir.cli.study import paired_difference_by_units
+    from maeir.datasets.embedded.chitchat import embedded_chitchat
 
     files = embedded_chitchat()
     post = {

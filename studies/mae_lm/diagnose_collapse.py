@@ -14,9 +14,9 @@ import torch
 from transformers import AutoTokenizer, BertConfig
 
 from maeir.analysis.effective_rank import layerwise_effective_rank
+from maeir.cli.study.common import corpus_texts
 from maeir.methods.mae_lm import MAELMCollator, MAELMForMaskedLM
 from maeir.methods.mae_lm.configuration_mae_lm import MAELMConfig
-from maeir.cli.study.common import corpus_texts
 
 tok = AutoTokenizer.from_pretrained(sys.argv[4] if len(sys.argv) > 4 else "studies/mae_lm/tokenizer")
 texts = corpus_texts(["wikipedia"])[:3000]

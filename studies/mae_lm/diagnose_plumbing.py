@@ -20,9 +20,9 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from maeir.analysis.effective_rank import layerwise_effective_rank
+from maeir.cli.study.common import corpus_texts
 from maeir.methods.mae_lm import MAELMCollator, MAELMForMaskedLM
 from maeir.methods.mae_lm.configuration_mae_lm import MAELMConfig
-from maeir.cli.study.common import corpus_texts
 
 base, steps = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200
 tok = AutoTokenizer.from_pretrained(f"{base}/encoder")

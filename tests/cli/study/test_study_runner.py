@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from maeir.cli import study as study_driver
-from maeir.data.tokenizer import vocabulary_digest
-from maeir.errors import ConfigError
 from maeir.cli.study import runner as study_runner
 from maeir.cli.study.config import load_study_config
 from maeir.cli.study.tasks import ResponseSelectionTask
+from maeir.data.tokenizer import vocabulary_digest
+from maeir.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[3]
 
