@@ -644,7 +644,7 @@ def main(argv: list[str] | None = None) -> dict:
         "reading": [live_reading(f"{args.dial_mae_steps} post-training steps x 16, "
                                  f"{args.response_selection_steps} fine-tuning steps", "dial_mae"),
                     *dial_mae_probe_reading(rows)],
-        "study": "dial_mae",
+        "study": ["dial_mae", "dial_mae_minilm_probe"],  # the from-scratch testbed, then the MiniLM case
     })  # fmt: skip
 
     print(
