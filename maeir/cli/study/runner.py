@@ -173,7 +173,17 @@ class StudyRunner:
         spec = self.config.get("tokenizer")
         folder = self.out / "tokenizer"
         given = getattr(self.args, "tokenizer", None)
-        if not spec or (folder / "tokenizer_config.json").is_file():
+        if given and not spec:
+            raise ConfigError(
+                self.args.config, None, "this study trains no tokenizer: drop --tokenizer", "tokenizer"
+            )
+        if not spec:
+            return
+        if (folder / "tokenizer_config.json").is_file():
+            if given and vocabulary_digest(folder) != vocabulary_digest(given):
+                raise ConfigError(
+                    None, None, f"{folder} already holds another vocabulary than {given}", "tokenizer"
+                )
             return
         start = time.time()
         if given:

@@ -200,6 +200,10 @@ def test_mae_lm_smoke(tmp_path):
     assert again["stages"]["tokenizer"]["vocab_sha256"] == tokenizer_stage["vocab_sha256"]
     first = {r["stage"]: r["metrics"] for r in study["runs"] if (r["arm"], r["seed"]) == ("mlm", 1)}
     assert {r["stage"]: r["metrics"] for r in again["runs"]} == first
+    with pytest.raises(ConfigError, match="trains no tokenizer"):  # a study without one refuses the option
+        run_study(
+            "dial_mae_minilm_probe_cpu.yaml", tmp_path / "dial", "--tokenizer", str(tmp_path / "tokenizer")
+        )
 
 
 def test_seeds_option_runs_a_subset_of_the_protocol(tmp_path):
